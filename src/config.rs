@@ -1,0 +1,431 @@
+//! Gateway configuration (TOML): the public contract documented in `component.toml.example`.
+//!
+//! Unknown keys are rejected (`deny_unknown_fields`) so a typo never silently falls back to a
+//! default, and [`Config::validate`] reports every problem at once so an admin fixes a file in
+//! one pass instead of one error per restart.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Environment variable that may carry the component secret instead of the file.
+pub const SECRET_ENV: &str = "STOX_COMPONENT_SECRET";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[component]`: the XEP-0114 link.
+    pub component: ComponentConfig,
+    /// `[sip]`: the SIP user agent.
+    #[serde(default)]
+    pub sip: SipConfig,
+    /// `[addresses]`: the address plan (RFC 7247 §6).
+    pub addresses: AddressesConfig,
+    /// `[messages]`: page-mode messaging policy (RFC 7572).
+    #[serde(default)]
+    pub messages: MessagesConfig,
+}
+
+/// `[component]` section.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentConfig {
+    /// Component domain, e.g. `sip.example.com`.
+    pub jid: String,
+    /// `host:port` of the XMPP server's component listener.
+    #[serde(default = "default_server")]
+    pub server: String,
+    /// Shared secret (prefer `secret_file` or the environment).
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// File whose first line is the shared secret.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Seconds between XEP-0199 keepalive pings to the server.
+    #[serde(default = "default_ping_interval")]
+    pub ping_interval_secs: u64,
+    /// Upper bound of the reconnect backoff, in seconds.
+    #[serde(default = "default_reconnect_max")]
+    pub reconnect_max_secs: u64,
+}
+
+impl fmt::Debug for ComponentConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ComponentConfig")
+            .field("jid", &self.jid)
+            .field("server", &self.server)
+            .field("secret", &self.secret)
+            .field("secret_file", &self.secret_file)
+            .field("ping_interval_secs", &self.ping_interval_secs)
+            .field("reconnect_max_secs", &self.reconnect_max_secs)
+            .finish()
+    }
+}
+
+/// A secret string that never prints its value.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret value.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself; call only where it is used on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `[sip]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    /// Listening sockets, `udp:IP:PORT` or `tcp:IP:PORT`.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// Optional outbound proxy (a SIP URI) used for every domain without a static route.
+    #[serde(default)]
+    pub outbound_proxy: Option<String>,
+    /// Static next hop per SIP domain.
+    #[serde(default)]
+    pub routes: BTreeMap<String, String>,
+    /// User-Agent / Server header value.
+    #[serde(default = "default_user_agent")]
+    pub user_agent: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: default_listen(),
+            outbound_proxy: None,
+            routes: BTreeMap::new(),
+            user_agent: default_user_agent(),
+        }
+    }
+}
+
+/// `[addresses]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressesConfig {
+    /// XMPP domains whose users the gateway serves on the SIP side.
+    pub xmpp_domains: Vec<String>,
+    /// Default SIP domain: `user@<component>` <-> `sip:user@<sip_domain>`.
+    pub sip_domain: String,
+}
+
+/// The `type` given to messages that come from SIP (RFC 7572 §5 says normal; clients expect chat).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum InboundType {
+    /// `type='chat'`: shown in the conversation window by every modern client (default).
+    #[default]
+    Chat,
+    /// `type='normal'`: what RFC 7572 §5 (IM-7) prescribes.
+    Normal,
+}
+
+/// `[messages]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesConfig {
+    /// Type of SIP -> XMPP messages.
+    #[serde(default)]
+    pub inbound_type: InboundType,
+    /// How long (ms) the final response to a SIP MESSAGE waits for an XMPP bounce.
+    #[serde(default = "default_bounce_window")]
+    pub bounce_window_ms: u64,
+    /// Largest XMPP -> SIP message body (bytes) accepted; larger gets policy-violation.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for MessagesConfig {
+    fn default() -> Self {
+        MessagesConfig {
+            inbound_type: InboundType::Chat,
+            bounce_window_ms: default_bounce_window(),
+            max_body_bytes: default_max_body(),
+        }
+    }
+}
+
+fn default_server() -> String {
+    "127.0.0.1:5347".into()
+}
+fn default_ping_interval() -> u64 {
+    30
+}
+fn default_reconnect_max() -> u64 {
+    30
+}
+fn default_listen() -> Vec<String> {
+    vec!["udp:127.0.0.1:5060".into(), "tcp:127.0.0.1:5060".into()]
+}
+fn default_user_agent() -> String {
+    format!("stox/{}", env!("CARGO_PKG_VERSION"))
+}
+fn default_bounce_window() -> u64 {
+    200
+}
+fn default_max_body() -> usize {
+    16 * 1024
+}
+
+/// A listening socket from `sip.listen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    /// UDP socket.
+    Udp(SocketAddr),
+    /// TCP listener.
+    Tcp(SocketAddr),
+}
+
+impl Listen {
+    /// Parse `udp:IP:PORT` / `tcp:IP:PORT`.
+    pub fn parse(s: &str) -> Result<Listen, String> {
+        let (proto, addr) = s.split_once(':').ok_or_else(|| {
+            format!("sip.listen entry {s:?}: expected udp:IP:PORT or tcp:IP:PORT")
+        })?;
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|e| format!("sip.listen entry {s:?}: bad address: {e}"))?;
+        match proto.to_ascii_lowercase().as_str() {
+            "udp" => Ok(Listen::Udp(addr)),
+            "tcp" => Ok(Listen::Tcp(addr)),
+            other => Err(format!(
+                "sip.listen entry {s:?}: unknown transport {other:?} (udp or tcp)"
+            )),
+        }
+    }
+}
+
+impl Config {
+    /// Parse TOML text (syntax and unknown keys only; see [`Config::validate`]).
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Read and parse a file.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Config::parse(&text)
+    }
+
+    /// Every semantic problem in the file, all at once (empty = valid).
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let c = &self.component;
+        if xmpp_parsers::jid::BareJid::new(&c.jid).map_or(true, |j| j.node().is_some()) {
+            problems.push(format!(
+                "component.jid {:?}: must be a bare domain like sip.example.com",
+                c.jid
+            ));
+        }
+        if c.server
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
+            problems.push(format!(
+                "component.server {:?}: expected host:port",
+                c.server
+            ));
+        }
+        let sources = [c.secret.is_some(), c.secret_file.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if sources > 1 {
+            problems.push("component: set only one of secret and secret_file".into());
+        }
+        if sources == 0 && std::env::var_os(SECRET_ENV).is_none() {
+            problems.push(format!(
+                "component: no secret (set secret, secret_file or ${SECRET_ENV})"
+            ));
+        }
+        if let Some(f) = &c.secret_file {
+            if let Err(e) = std::fs::metadata(f) {
+                problems.push(format!("component.secret_file {}: {e}", f.display()));
+            }
+        }
+        if c.ping_interval_secs == 0 {
+            problems.push("component.ping_interval_secs must be at least 1".into());
+        }
+        if c.reconnect_max_secs == 0 {
+            problems.push("component.reconnect_max_secs must be at least 1".into());
+        }
+        if self.sip.listen.is_empty() {
+            problems.push("sip.listen: at least one socket is needed".into());
+        }
+        for l in &self.sip.listen {
+            if let Err(e) = Listen::parse(l) {
+                problems.push(e);
+            }
+        }
+        if let Some(p) = &self.sip.outbound_proxy {
+            if let Err(e) = crate::sip::parse_uri(p) {
+                problems.push(format!("sip.outbound_proxy {p:?}: {e}"));
+            }
+        }
+        for (domain, hop) in &self.sip.routes {
+            if let Err(e) = crate::sip::parse_uri(hop) {
+                problems.push(format!("sip.routes.{domain:?} = {hop:?}: {e}"));
+            }
+        }
+        if self.addresses.xmpp_domains.is_empty() {
+            problems.push("addresses.xmpp_domains: list at least one XMPP domain".into());
+        }
+        for d in &self.addresses.xmpp_domains {
+            if xmpp_parsers::jid::BareJid::new(d).map_or(true, |j| j.node().is_some()) {
+                problems.push(format!("addresses.xmpp_domains entry {d:?}: not a domain"));
+            }
+            if d.eq_ignore_ascii_case(&c.jid) {
+                problems.push(format!(
+                    "addresses.xmpp_domains entry {d:?}: must differ from component.jid"
+                ));
+            }
+        }
+        if self.addresses.sip_domain.trim().is_empty()
+            || self.addresses.sip_domain.contains(['@', ' ', '/'])
+        {
+            problems.push(format!(
+                "addresses.sip_domain {:?}: not a domain",
+                self.addresses.sip_domain
+            ));
+        }
+        if self.messages.bounce_window_ms >= 500 {
+            problems.push(format!(
+                "messages.bounce_window_ms = {}: must stay below the 500 ms SIP T1 retransmit timer",
+                self.messages.bounce_window_ms
+            ));
+        }
+        problems
+    }
+
+    /// The component secret from the file, the environment, or the config, in that order of
+    /// preference.
+    pub fn secret(&self) -> Result<Secret, String> {
+        if let Some(f) = &self.component.secret_file {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| format!("cannot read secret_file {}: {e}", f.display()))?;
+            let line = text.lines().next().unwrap_or("").trim().to_string();
+            if line.is_empty() {
+                return Err(format!("secret_file {} is empty", f.display()));
+            }
+            return Ok(Secret(line));
+        }
+        if let Some(s) = &self.component.secret {
+            return Ok(s.clone());
+        }
+        match std::env::var(SECRET_ENV) {
+            Ok(s) if !s.is_empty() => Ok(Secret(s)),
+            _ => Err(format!(
+                "no component secret (secret, secret_file or ${SECRET_ENV})"
+            )),
+        }
+    }
+
+    /// Parsed `sip.listen`; call after [`Config::validate`].
+    pub fn listen(&self) -> Vec<Listen> {
+        self.sip
+            .listen
+            .iter()
+            .filter_map(|l| Listen::parse(l).ok())
+            .collect()
+    }
+
+    /// Keepalive period.
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.component.ping_interval_secs.max(1))
+    }
+
+    /// Bounce window for SIP -> XMPP messages.
+    pub fn bounce_window(&self) -> Duration {
+        Duration::from_millis(self.messages.bounce_window_ms)
+    }
+
+    /// The address plan built from `[addresses]` and the component domain.
+    pub fn address_map(&self) -> crate::addr::AddressMap {
+        crate::addr::AddressMap::new(
+            &self.component.jid,
+            &self.addresses.xmpp_domains,
+            &self.addresses.sip_domain,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../component.toml.example");
+
+    #[test]
+    fn example_config_parses_and_is_valid() {
+        let c = Config::parse(EXAMPLE).expect("example parses");
+        assert_eq!(c.component.jid, "sip.example.com");
+        assert_eq!(c.validate(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn unknown_key_is_rejected() {
+        let text = EXAMPLE.replace("[addresses]", "[addresses]\nxmpp_domain = \"typo\"");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn unknown_section_is_rejected() {
+        let text = format!("{EXAMPLE}\n[nonsense]\na = 1\n");
+        assert!(Config::parse(&text).is_err());
+    }
+
+    #[test]
+    fn validate_reports_every_problem_at_once() {
+        let text = r#"
+[component]
+jid = "user@bad"
+server = "nohostport"
+[sip]
+listen = ["sctp:1.2.3.4:5", "udp:notanaddr"]
+outbound_proxy = "http://x"
+[addresses]
+xmpp_domains = []
+sip_domain = ""
+[messages]
+bounce_window_ms = 900
+"#;
+        let c = Config::parse(text).unwrap();
+        let p = c.validate();
+        assert!(p.len() >= 8, "{p:#?}");
+    }
+
+    #[test]
+    fn secret_never_prints() {
+        let c = Config::parse(EXAMPLE).unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("change-me"), "{dbg}");
+        assert!(dbg.contains("<redacted>"));
+    }
+}
