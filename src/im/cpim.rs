@@ -1,0 +1,78 @@
+//! `message/cpim` (RFC 3862) unwrapping for inbound SIP MESSAGE bodies (RFC 7572 §7, IM-10).
+//!
+//! A CPIM body is: message headers (`From:`, `To:`, `DateTime:`, `NS:` ...), a blank line,
+//! MIME content headers (`Content-Type:` ...), a blank line, then the content. We only need
+//! the inner content type and bytes; the outer SIP headers already identify the parties.
+
+/// The encapsulated content of a CPIM message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpimContent<'a> {
+    /// Inner `Content-Type` (defaults to `text/plain` when absent, RFC 3862 §3.3).
+    pub content_type: String,
+    /// Inner body bytes.
+    pub body: &'a [u8],
+}
+
+/// Split a CPIM body. `None` when the structure is broken (no blank-line separators).
+pub fn unwrap(body: &[u8]) -> Option<CpimContent<'_>> {
+    let (_msg_headers, rest) = split_headers(body)?;
+    let (mime_headers, content) = split_headers(rest)?;
+    let text = std::str::from_utf8(mime_headers).ok()?;
+    let mut content_type = "text/plain".to_string();
+    for line in text.lines() {
+        if let Some((name, value)) = line.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("content-type") {
+                content_type = value.trim().to_string();
+            }
+        }
+    }
+    Some(CpimContent {
+        content_type,
+        body: content,
+    })
+}
+
+/// Split at the first empty line (CRLF CRLF, or LF LF from lenient senders).
+fn split_headers(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    // An empty header block is just the blank line.
+    if let Some(rest) = b.strip_prefix(b"\r\n") {
+        return Some((&[], rest));
+    }
+    if let Some(rest) = b.strip_prefix(b"\n") {
+        return Some((&[], rest));
+    }
+    if let Some(i) = find(b, b"\r\n\r\n") {
+        return Some((&b[..i], &b[i + 4..]));
+    }
+    find(b, b"\n\n").map(|i| (&b[..i], &b[i + 2..]))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn im_10_cpim_unwraps_inner_text() {
+        let body = b"From: <sip:romeo@example.net>\r\nTo: <sip:juliet@example.com>\r\nDateTime: 2024-01-01T00:00:00Z\r\n\r\nContent-Type: text/plain;charset=UTF-8\r\n\r\nhello there";
+        let c = unwrap(body).unwrap();
+        assert_eq!(c.content_type, "text/plain;charset=UTF-8");
+        assert_eq!(c.body, b"hello there");
+    }
+
+    #[test]
+    fn im_10_cpim_without_separators_is_rejected() {
+        assert!(unwrap(b"From: x\r\nhello").is_none());
+        assert!(unwrap(b"").is_none());
+    }
+
+    #[test]
+    fn im_10_cpim_defaults_to_text_plain() {
+        let c = unwrap(b"From: x\n\n\nhi").unwrap();
+        assert_eq!(c.content_type, "text/plain");
+        assert_eq!(c.body, b"hi");
+    }
+}
