@@ -1,0 +1,298 @@
+//! The router: the one place that sees both sides. It owns the link state, the bounce
+//! window of SIP -> XMPP messages and one conversation task per (XMPP sender, SIP target)
+//! pair for XMPP -> SIP messages, so messages of one conversation leave in order while
+//! different conversations proceed independently.
+//!
+//! All protocol decisions are made by the pure modules (`im`, `errmap`, `addr`,
+//! `xmpp::service`); this loop only moves their results between the adapters.
+
+pub mod conversation;
+
+use crate::addr::AddressMap;
+use crate::config::InboundType;
+use crate::errmap::{self, DefinedCondition, SipStatus, StanzaError, Target, XmppError};
+use crate::im::{self, bounce::BounceWindow, Limits};
+use crate::sip::{Responder, SipClient, SipEvent};
+use crate::xmpp::{service, LinkEvent, XmppHandle};
+use conversation::{Conversation, Outbound};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_xmpp::minidom::Element;
+use tracing::{debug, info, info_span, warn, Instrument};
+use xmpp_parsers::message::{Message, MessageType};
+
+/// Router settings.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Address plan.
+    pub map: AddressMap,
+    /// Type of SIP -> XMPP messages.
+    pub inbound_type: InboundType,
+    /// Bounce window.
+    pub bounce_window: Duration,
+    /// Translation limits.
+    pub limits: Limits,
+}
+
+/// Everything the router reacts to.
+#[derive(Debug)]
+pub enum Event {
+    /// From the XMPP link.
+    Xmpp(LinkEvent),
+    /// From the SIP layer (boxed: a request with its transaction is large).
+    Sip(Box<SipEvent>),
+}
+
+/// The router task's state.
+pub struct Router {
+    cfg: RouterConfig,
+    xmpp: XmppHandle,
+    sip: SipClient,
+    bounce: BounceWindow<Responder>,
+    conversations: HashMap<(String, String), mpsc::Sender<Outbound>>,
+    in_flight: Arc<AtomicUsize>,
+    id_prefix: String,
+    next_id: u64,
+}
+
+impl Router {
+    /// A router over the two adapters.
+    pub fn new(cfg: RouterConfig, xmpp: XmppHandle, sip: SipClient) -> Self {
+        let bounce = BounceWindow::new(cfg.bounce_window);
+        Router {
+            cfg,
+            xmpp,
+            sip,
+            bounce,
+            conversations: HashMap::new(),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            // A per-process prefix keeps ids unique across restarts (late bounces of a
+            // previous run must not match a new message).
+            id_prefix: crate::sip::inbound::random_token()[..8].to_string(),
+            next_id: 0,
+        }
+    }
+
+    /// Run until the event channel closes or shutdown is requested and in-flight work has
+    /// drained (bounded by `drain_limit`).
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<Event>,
+        mut shutdown: watch::Receiver<bool>,
+        drain_limit: Duration,
+    ) {
+        let mut deadline: Option<Instant> = None;
+        loop {
+            if let Some(d) = deadline {
+                let idle = self.bounce.is_empty() && self.in_flight.load(Ordering::SeqCst) == 0;
+                if idle || Instant::now() >= d {
+                    info!(
+                        pending = self.bounce.len(),
+                        in_flight = self.in_flight.load(Ordering::SeqCst),
+                        "router stopped"
+                    );
+                    for r in self.bounce.drain() {
+                        tokio::spawn(async move { r.respond(&SipStatus::new(200)).await });
+                    }
+                    return;
+                }
+            }
+            let wake = self
+                .bounce
+                .poll_timeout()
+                .map(Instant::from_std)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let wake = match deadline {
+                Some(_) => wake.min(Instant::now() + Duration::from_millis(50)),
+                None => wake,
+            };
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(Event::Xmpp(e)) => self.on_link(e).await,
+                    Some(Event::Sip(e)) => self.on_sip(*e).await,
+                    None => return,
+                },
+                _ = tokio::time::sleep_until(wake) => {
+                    let now = Instant::now().into_std();
+                    while let Some(r) = self.bounce.poll_expired(now) {
+                        tokio::spawn(async move { r.respond(&SipStatus::new(200)).await });
+                    }
+                }
+                _ = shutdown.changed(), if deadline.is_none() => {
+                    if *shutdown.borrow() {
+                        info!("shutdown: finishing in-flight messages");
+                        deadline = Some(Instant::now() + drain_limit);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_link(&mut self, e: LinkEvent) {
+        match e {
+            LinkEvent::Up => info!("XMPP link up"),
+            LinkEvent::Down => {
+                // COMP-6: stanzas in flight are lost with the stream; the SIP senders
+                // still waiting must not be told 200 for something that may not arrive.
+                let pending = self.bounce.drain();
+                if !pending.is_empty() {
+                    warn!(
+                        count = pending.len(),
+                        "XMPP link lost with messages in their bounce window: 503"
+                    );
+                }
+                for r in pending {
+                    tokio::spawn(async move {
+                        r.respond(&SipStatus::with_reason(503, "XMPP Link Lost"))
+                            .await
+                    });
+                }
+            }
+            LinkEvent::Stanza(el) => self.on_stanza(el).await,
+        }
+    }
+
+    async fn on_stanza(&mut self, el: Element) {
+        match el.name() {
+            "message" => self.on_message(el).await,
+            "iq" => {
+                if el.attr("type") == Some("result") || el.attr("type") == Some("error") {
+                    return;
+                }
+                if let Some(reply) = service::answer_iq(&el, &self.cfg.map) {
+                    let _ = self.xmpp.send(reply).await;
+                }
+            }
+            // Presence is RFC 8048's business (a later module); nothing to answer yet.
+            _ => debug!(name = el.name(), "stanza ignored"),
+        }
+    }
+
+    async fn on_message(&mut self, el: Element) {
+        let is_error = el.attr("type") == Some("error");
+        let msg = match Message::try_from(el.clone()) {
+            Ok(m) => m,
+            Err(e) => {
+                if !is_error {
+                    debug!(error = %e, "malformed message stanza");
+                    let err =
+                        XmppError::new(DefinedCondition::BadRequest).with_text("malformed message");
+                    let _ = self.xmpp.send(service::error_reply(&el, err)).await;
+                }
+                return;
+            }
+        };
+        if msg.type_ == MessageType::Error {
+            self.on_bounce(&msg);
+            return;
+        }
+        let to_gateway = msg.to.as_ref().is_some_and(|t| t.node().is_none());
+        if to_gateway {
+            let err = XmppError::new(DefinedCondition::ServiceUnavailable)
+                .with_text("send messages to a SIP user's JID, not to the gateway");
+            let _ = self.xmpp.send(service::error_reply(&el, err)).await;
+            return;
+        }
+        match im::xmpp_to_sip(&msg, &self.cfg.map, self.cfg.limits) {
+            Ok(im::XmppOutcome::Send(out)) => self.dispatch(el, *out).await,
+            Ok(im::XmppOutcome::Ignore(why)) => debug!(why, "message not forwarded"),
+            Err(rej) => {
+                debug!(%rej, "message refused");
+                let _ = self.xmpp.send(service::error_reply(&el, rej.xmpp)).await;
+            }
+        }
+    }
+
+    /// An error stanza: if it echoes a pending SIP MESSAGE, that MESSAGE fails with the
+    /// Table E1 code (IM-14); otherwise it is never answered (ERR-13).
+    fn on_bounce(&mut self, msg: &Message) {
+        let Some(id) = msg.id.as_ref().map(|i| i.0.clone()) else {
+            return;
+        };
+        let err = msg
+            .payloads
+            .iter()
+            .find(|p| p.name() == "error")
+            .and_then(|p| StanzaError::try_from(p.clone()).ok());
+        let status = match &err {
+            // The bounced stanza was addressed to a bare JID (IM-6: Request-URI -> bare JID).
+            Some(e) => errmap::xmpp_to_sip(e, Target::Bare),
+            None => SipStatus::new(500),
+        };
+        match self.bounce.bounced(&id, status) {
+            Some((r, status)) => {
+                info!(id, code = status.code, "XMPP bounced a SIP message");
+                tokio::spawn(async move { r.respond(&status).await });
+            }
+            None => debug!(id, "error stanza without a pending message"),
+        }
+    }
+
+    async fn dispatch(&mut self, el: Element, out: im::SipMessageOut) {
+        let key = (
+            el.attr("from").unwrap_or("").to_string(),
+            out.request_uri.aor(),
+        );
+        let item = Outbound { stanza: el, out };
+        let item = match self.conversations.get(&key) {
+            Some(tx) => match tx.try_send(item) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(item)) => {
+                    let err = XmppError::new(DefinedCondition::ResourceConstraint)
+                        .with_text("too many messages in flight to this SIP user");
+                    let _ = self
+                        .xmpp
+                        .send(service::error_reply(&item.stanza, err))
+                        .await;
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(item)) => item,
+            },
+            None => item,
+        };
+        let (tx, rx) = mpsc::channel(256);
+        let conv = Conversation::new(
+            self.sip.clone(),
+            self.xmpp.clone(),
+            self.cfg.map.clone(),
+            self.in_flight.clone(),
+        );
+        let span = info_span!("conversation", xmpp = %key.0, sip = %key.1);
+        tokio::spawn(conv.run(rx).instrument(span));
+        let _ = tx.try_send(item);
+        self.conversations.retain(|_, s| !s.is_closed());
+        self.conversations.insert(key, tx);
+    }
+
+    async fn on_sip(&mut self, e: SipEvent) {
+        let SipEvent::Message { msg, responder } = e;
+        if !self.xmpp.is_up() {
+            responder
+                .respond(&SipStatus::with_reason(503, "XMPP Service Unavailable"))
+                .await;
+            return;
+        }
+        self.next_id += 1;
+        let id = format!("stox-{}-{}", self.id_prefix, self.next_id);
+        let stanza = match im::sip_to_xmpp(&msg, &self.cfg.map, &id, self.cfg.inbound_type) {
+            Ok(m) => m,
+            Err(rej) => {
+                debug!(%rej, call_id = %msg.call_id, "SIP MESSAGE refused");
+                tokio::spawn(async move { responder.respond(&rej.sip).await });
+                return;
+            }
+        };
+        debug!(id, call_id = %msg.call_id, to = ?stanza.to, "SIP -> XMPP message");
+        if self.xmpp.send(stanza.into()).await.is_err() {
+            responder
+                .respond(&SipStatus::with_reason(503, "XMPP Service Unavailable"))
+                .await;
+            return;
+        }
+        self.bounce.sent(Instant::now().into_std(), id, responder);
+    }
+}

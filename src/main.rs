@@ -1,0 +1,122 @@
+//! The `stox` command line: `run`, `check-config`, `map`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use stox::config::Config;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "stox",
+    version,
+    about = "SIP <-> XMPP gateway (XEP-0114 component, IETF STOX)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        /// Configuration file.
+        #[arg(long, short, default_value = "component.toml")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and print every problem.
+    CheckConfig {
+        /// Configuration file.
+        #[arg(long, short, default_value = "component.toml")]
+        config: PathBuf,
+    },
+    /// Translate a SIP/SIPS/IM/PRES URI to a JID, or a JID to a SIP URI.
+    Map {
+        /// Configuration file (for the domains).
+        #[arg(long, short, default_value = "component.toml")]
+        config: PathBuf,
+        /// The address to translate, e.g. sip:bob@other.org or romeo@sip.example.com.
+        address: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => match run(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("stox: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::CheckConfig { config } => {
+            let problems = match Config::load(&config) {
+                Ok(c) => c.validate(),
+                Err(e) => vec![e],
+            };
+            if problems.is_empty() {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            } else {
+                for p in &problems {
+                    println!("{}: {p}", config.display());
+                }
+                ExitCode::FAILURE
+            }
+        }
+        Command::Map { config, address } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("stox: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match cfg.address_map().translate(&address) {
+                Ok(s) => {
+                    println!("{s}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("stox: cannot translate {address:?}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn run(config: PathBuf) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cfg = Config::load(&config).map_err(anyhow::Error::msg)?;
+    let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
+    rt.block_on(async move {
+        let gw = stox::app::Gateway::start(&cfg).await?;
+        wait_for_signal().await;
+        tracing::info!("signal received, shutting down");
+        gw.stop().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Inbound SIP requests (RFC 3261 §8.2, RFC 3428): the ezk `Layer` that answers what needs
+//! no XMPP (OPTIONS, unsupported methods) and hands MESSAGEs to the router together with a
+//! [`Responder`] that owns the server transaction.
+
+use crate::errmap::SipStatus;
+use crate::im::translate::ACCEPTED_TYPES;
+use crate::im::SipMessageIn;
+use bytesstr::BytesStr;
+use ezk_sip_core::{Endpoint, EndpointBuilder, IncomingRequest, Layer, MayTake};
+use ezk_sip_types::header::typed::{FromTo, MaxForwards};
+use ezk_sip_types::print::AppendCtx;
+use ezk_sip_types::{Method, Name, StatusCode};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tracing::{debug, trace, warn};
+
+/// An inbound request the router must decide on.
+#[derive(Debug)]
+pub enum SipEvent {
+    /// A MESSAGE (RFC 3428).
+    Message {
+        /// The request's fields.
+        msg: SipMessageIn,
+        /// Answers the transaction.
+        responder: Responder,
+    },
+}
+
+/// Owns a server transaction until its final response.
+pub struct Responder {
+    endpoint: Endpoint,
+    request: IncomingRequest,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Responder({})", self.request.base_headers.call_id.0)
+    }
+}
+
+impl Responder {
+    /// Send the final response. Headers the status needs ride along: `Retry-After` with 503,
+    /// `Accept` with 415, `Allow` with 405.
+    pub async fn respond(self, status: &SipStatus) {
+        respond(&self.endpoint, self.request, status).await;
+    }
+}
+
+async fn respond(endpoint: &Endpoint, mut request: IncomingRequest, status: &SipStatus) {
+    let code = StatusCode::from(status.code);
+    let mut resp =
+        endpoint.create_response(&request, code, Some(BytesStr::from(status.reason.clone())));
+    if status.code > 100 && request.base_headers.to.tag.is_none() {
+        // RFC 3261 §8.2.6.2: a UAS adds a To tag to its responses.
+        let tag = BytesStr::from(random_token());
+        let _ = resp
+            .msg
+            .headers
+            .edit(Name::TO, |to: &mut FromTo| to.tag = Some(tag));
+    }
+    match status.code {
+        503 => resp.msg.headers.insert(Name::RETRY_AFTER, "5"),
+        415 => resp.msg.headers.insert(Name::ACCEPT, ACCEPTED_TYPES),
+        405 => resp.msg.headers.insert(Name::ALLOW, super::ALLOW),
+        _ => {}
+    }
+    if request.line.method == Method::OPTIONS && status.code == 200 {
+        resp.msg.headers.insert(Name::ALLOW, super::ALLOW);
+        resp.msg.headers.insert(Name::ACCEPT, ACCEPTED_TYPES);
+        resp.msg.headers.insert(Name::SUPPORTED, "");
+    }
+    trace!(target: "wire::sip", code = status.code, call_id = %request.base_headers.call_id.0, "-> response");
+    let result = if request.line.method == Method::INVITE {
+        endpoint
+            .create_server_inv_tsx(&mut request)
+            .respond_failure(resp)
+            .await
+    } else {
+        endpoint.create_server_tsx(&mut request).respond(resp).await
+    };
+    if let Err(e) = result {
+        debug!(error = ?e, "sending response failed");
+    }
+}
+
+/// A short random token for tags and ids.
+pub fn random_token() -> String {
+    use rand::Rng;
+    format!("{:016x}", rand::rng().random::<u64>())
+}
+
+/// The ezk layer: everything out-of-dialog that ezk's own layers did not take lands here.
+pub struct StoxLayer {
+    events: mpsc::Sender<SipEvent>,
+    closing: Arc<AtomicBool>,
+}
+
+impl StoxLayer {
+    /// `closing` set to true makes new MESSAGEs get 503 (graceful shutdown).
+    pub fn new(events: mpsc::Sender<SipEvent>, closing: Arc<AtomicBool>) -> Self {
+        StoxLayer { events, closing }
+    }
+}
+
+#[async_trait::async_trait]
+impl Layer for StoxLayer {
+    fn name(&self) -> &'static str {
+        "stox"
+    }
+
+    fn init(&mut self, ep: &mut EndpointBuilder) {
+        ep.add_allow(Method::MESSAGE);
+        ep.add_allow(Method::OPTIONS);
+    }
+
+    async fn receive(&self, endpoint: &Endpoint, request: MayTake<'_, IncomingRequest>) {
+        let method = request.line.method.clone();
+        if method == Method::ACK || method == Method::CANCEL || method == Method::BYE {
+            // ACK gets no response; CANCEL/BYE outside a transaction/dialog: ezk answers 481.
+            return;
+        }
+        let request = request.take();
+        trace!(target: "wire::sip", method = %method, call_id = %request.base_headers.call_id.0, "<- request");
+        if method == Method::OPTIONS {
+            respond(endpoint, request, &SipStatus::new(200)).await;
+            return;
+        }
+        if method != Method::MESSAGE {
+            let known = [
+                Method::INVITE,
+                Method::REGISTER,
+                Method::SUBSCRIBE,
+                Method::NOTIFY,
+                Method::PUBLISH,
+                Method::REFER,
+                Method::INFO,
+                Method::UPDATE,
+                Method::PRACK,
+            ];
+            let status = if known.contains(&method) {
+                SipStatus::new(405)
+            } else {
+                SipStatus::new(501)
+            };
+            respond(endpoint, request, &status).await;
+            return;
+        }
+        if self.closing.load(Ordering::Relaxed) {
+            respond(
+                endpoint,
+                request,
+                &SipStatus::with_reason(503, "Shutting Down"),
+            )
+            .await;
+            return;
+        }
+        let msg = extract(&request);
+        let responder = Responder {
+            endpoint: endpoint.clone(),
+            request,
+        };
+        if let Err(e) = self.events.try_send(SipEvent::Message { msg, responder }) {
+            // Back-pressure made explicit: a full router queue is an overload, say so.
+            let (mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev)) = e;
+            warn!("router queue full, answering 503");
+            let SipEvent::Message { responder, .. } = ev;
+            responder
+                .respond(&SipStatus::with_reason(503, "Overloaded"))
+                .await;
+        }
+    }
+}
+
+fn header(req: &IncomingRequest, name: &Name) -> Option<String> {
+    req.headers.get_raw(name).next().map(|v| v.to_string())
+}
+
+/// The fields the RFC 7572 translator needs, as text.
+pub fn extract(req: &IncomingRequest) -> SipMessageIn {
+    SipMessageIn {
+        request_uri: req.line.uri.default_print_ctx().to_string(),
+        from: req.base_headers.from.uri.default_print_ctx().to_string(),
+        to: req.base_headers.to.uri.default_print_ctx().to_string(),
+        contact: header(req, &Name::CONTACT),
+        call_id: req.base_headers.call_id.0.to_string(),
+        subject: header(req, &Name::SUBJECT),
+        content_type: header(req, &Name::CONTENT_TYPE),
+        content_language: header(req, &Name::CONTENT_LANGUAGE),
+        max_forwards: req
+            .headers
+            .get_named::<MaxForwards>()
+            .ok()
+            .map(|m| u32::from(m.0)),
+        body: req.body.to_vec(),
+    }
+}

@@ -1,0 +1,210 @@
+//! Outbound SIP MESSAGE (RFC 3428) with the gateway's routing: `[sip.routes]` for the
+//! Request-URI's domain, else the outbound proxy, else RFC 3263 on the Request-URI
+//! (GEN-1). Requests too large for UDP go over TCP (RFC 3261 §18.1.1, GEN-2).
+
+use crate::errmap::SipStatus;
+use crate::im::SipMessageOut;
+use bytesstr::BytesStr;
+use ezk_sip_core::transport::TargetTransportInfo;
+use ezk_sip_core::Endpoint;
+use ezk_sip_core::Request;
+use ezk_sip_types::header::typed::{CSeq, CallID, Contact, ContentType, FromTo, MaxForwards};
+use ezk_sip_types::msg::RequestLine;
+use ezk_sip_types::uri::NameAddr;
+use ezk_sip_types::uri::SipUri;
+use ezk_sip_types::{Headers, Method, Name};
+use std::collections::BTreeMap;
+use tracing::{debug, trace};
+
+/// RFC 3261 §18.1.1: a request within 200 bytes of the 1500-byte path MTU must use TCP.
+pub const UDP_LIMIT: usize = 1300;
+
+/// Why an outbound MESSAGE did not get a 2xx.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendFailure {
+    /// A final non-2xx response; `contact` is the Contact of a 3xx, if any.
+    Response {
+        /// The status.
+        status: SipStatus,
+        /// Contact URI of a redirect.
+        contact: Option<String>,
+    },
+    /// No final response before Timer F (RFC 3261 §17.1.2.2).
+    Timeout,
+    /// The next hop could not be resolved or reached.
+    Unreachable(String),
+}
+
+/// Sends requests through the endpoint with the configured routing.
+#[derive(Clone)]
+pub struct SipClient {
+    endpoint: Endpoint,
+    routes: BTreeMap<String, String>,
+    outbound_proxy: Option<String>,
+    contact_host: String,
+    component: String,
+}
+
+impl std::fmt::Debug for SipClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipClient")
+            .field("routes", &self.routes)
+            .finish()
+    }
+}
+
+/// A MESSAGE on its way: the transaction is created (the request left in order), the final
+/// response is awaited separately so a slow peer does not hold up the next message.
+pub struct PendingSend {
+    tsx: ezk_sip_core::transaction::ClientTsx,
+}
+
+impl PendingSend {
+    /// Wait for the final response.
+    pub async fn finish(mut self) -> Result<(), SendFailure> {
+        match self.tsx.receive_final().await {
+            Ok(resp) => {
+                let code = resp.line.code.into_u16();
+                if (200..300).contains(&code) {
+                    return Ok(());
+                }
+                let reason = resp
+                    .line
+                    .reason
+                    .as_ref()
+                    .map(|r| r.to_string())
+                    .unwrap_or_default();
+                let contact = resp
+                    .headers
+                    .get_raw(&Name::CONTACT)
+                    .next()
+                    .map(|c| c.to_string());
+                Err(SendFailure::Response {
+                    status: if reason.is_empty() {
+                        SipStatus::new(code)
+                    } else {
+                        SipStatus::with_reason(code, reason)
+                    },
+                    contact,
+                })
+            }
+            Err(e) => {
+                debug!(error = ?e, "MESSAGE transaction failed");
+                Err(SendFailure::Timeout)
+            }
+        }
+    }
+}
+
+impl SipClient {
+    /// `contact_host` is `ip:port` (plus `;transport=tcp` if only TCP listens) where the
+    /// gateway is reachable.
+    pub fn new(
+        endpoint: Endpoint,
+        routes: BTreeMap<String, String>,
+        outbound_proxy: Option<String>,
+        contact_host: String,
+        component: String,
+    ) -> Self {
+        let routes = routes
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        SipClient {
+            endpoint,
+            routes,
+            outbound_proxy,
+            contact_host,
+            component,
+        }
+    }
+
+    /// The next hop for a Request-URI host: static route, outbound proxy, or the URI itself.
+    pub fn next_hop(&self, host: &str, request_uri: &str) -> String {
+        self.routes
+            .get(&host.to_ascii_lowercase())
+            .or(self.outbound_proxy.as_ref())
+            .cloned()
+            .unwrap_or_else(|| request_uri.to_string())
+    }
+
+    /// Send a MESSAGE; returns once the request is on the wire.
+    pub async fn start_message(&self, m: &SipMessageOut) -> Result<PendingSend, SendFailure> {
+        let ruri_text = m.request_uri.to_uri();
+        let ruri = super::parse_uri(&ruri_text).map_err(SendFailure::Unreachable)?;
+        let from = super::parse_uri(&m.from.aor()).map_err(SendFailure::Unreachable)?;
+        let to = super::parse_uri(&m.to.aor()).map_err(SendFailure::Unreachable)?;
+        let mut contact_text = format!(
+            "sip:{}@{}",
+            crate::addr::percent::percent_encode_user(m.contact.user.as_deref().unwrap_or("")),
+            self.contact_host
+        );
+        if let Some(gr) = &m.contact.gr {
+            contact_text.push_str(";gr=");
+            contact_text.push_str(&crate::addr::percent::percent_encode_param(gr));
+        }
+        let contact = super::parse_uri(&contact_text).map_err(SendFailure::Unreachable)?;
+
+        let mut headers = Headers::new();
+        headers.insert_named(&MaxForwards(70));
+        headers.insert_type(
+            Name::FROM,
+            &FromTo::new(
+                NameAddr::uri(from),
+                Some(BytesStr::from(super::inbound::random_token())),
+            ),
+        );
+        headers.insert_type(Name::TO, &FromTo::new(NameAddr::uri(to), None));
+        let call_id = m
+            .call_id
+            .clone()
+            .unwrap_or_else(|| format!("{}@{}", super::inbound::random_token(), self.component));
+        headers.insert_named(&CallID::new(BytesStr::from(call_id)));
+        headers.insert_named(&CSeq {
+            cseq: 1,
+            method: Method::MESSAGE,
+        });
+        headers.insert_named(&Contact::new(NameAddr::uri(contact)));
+        if let Some(s) = &m.subject {
+            headers.insert(Name::SUBJECT, s.as_str());
+        }
+        if let Some(l) = &m.content_language {
+            headers.insert(Name::CONTENT_LANGUAGE, l.as_str());
+        }
+        headers.insert_named(&ContentType(BytesStr::from_static(
+            "text/plain;charset=UTF-8",
+        )));
+        let request = Request {
+            line: RequestLine {
+                method: Method::MESSAGE,
+                uri: ruri,
+            },
+            headers,
+            body: m.body.clone().into(),
+        };
+
+        // Estimate the wire size: body plus headers plus the Via ezk adds.
+        let size = m.body.len() + m.subject.as_ref().map_or(0, |s| s.len()) + 600;
+        let mut hop = self.next_hop(&m.request_uri.host, &ruri_text);
+        if size > UDP_LIMIT && !hop.contains("transport=") {
+            hop.push_str(";transport=tcp");
+        }
+        let hop_uri: SipUri = super::parse_uri(&hop).map_err(SendFailure::Unreachable)?;
+        let transport = self
+            .endpoint
+            .select_transport(&hop_uri)
+            .await
+            .map_err(|e| SendFailure::Unreachable(format!("{hop}: {e:?}")))?;
+        let mut target = TargetTransportInfo {
+            transport: Some(transport),
+            ..Default::default()
+        };
+        trace!(target: "wire::sip", ruri = %ruri_text, hop = %hop, "-> MESSAGE");
+        let tsx = self
+            .endpoint
+            .send_request(request, &mut target)
+            .await
+            .map_err(|e| SendFailure::Unreachable(format!("{hop}: {e:?}")))?;
+        Ok(PendingSend { tsx })
+    }
+}
