@@ -37,6 +37,17 @@ pub enum StartError {
     Listen(String, std::io::Error),
 }
 
+/// A concrete address for a TCP listener configured with port 0: the port of a UDP socket on
+/// the same IP when that port is free for TCP too, else one the OS picks.
+fn free_tcp_port(a: SocketAddr, bound: &[SocketAddr]) -> std::io::Result<SocketAddr> {
+    for b in bound.iter().filter(|b| b.ip() == a.ip()) {
+        if std::net::TcpListener::bind(*b).is_ok() {
+            return Ok(*b);
+        }
+    }
+    std::net::TcpListener::bind(a)?.local_addr()
+}
+
 impl Gateway {
     /// Validate the config, bind the SIP sockets and start every task.
     pub async fn start(cfg: &Config) -> Result<Gateway, StartError> {
@@ -54,7 +65,11 @@ impl Gateway {
         builder.add_layer(StoxLayer::new(sip_tx, closing.clone()));
         let mut sip_addrs = Vec::new();
         let mut contact: Option<String> = None;
-        for l in cfg.listen() {
+        // UDP first, so a TCP listener configured with port 0 can share the UDP port
+        // (ezk does not report the port a TCP listener got).
+        let mut listen = cfg.listen();
+        listen.sort_by_key(|l| matches!(l, Listen::Tcp(_)));
+        for l in listen {
             match l {
                 Listen::Udp(a) => {
                     let tp = builder
@@ -64,7 +79,11 @@ impl Gateway {
                     sip_addrs.push(tp.bound());
                     contact.get_or_insert_with(|| tp.bound().to_string());
                 }
-                Listen::Tcp(a) => {
+                Listen::Tcp(mut a) => {
+                    if a.port() == 0 {
+                        a = free_tcp_port(a, &sip_addrs)
+                            .map_err(|e| StartError::Listen(format!("tcp:{a}"), e))?;
+                    }
                     builder
                         .listen_tcp(a)
                         .await

@@ -72,7 +72,9 @@ impl Conversation {
                 if let Err(failure) = result {
                     debug!(?failure, "MESSAGE failed");
                     let err = failure_to_xmpp(&failure, &map);
-                    let _ = xmpp.send(service::error_reply(&item.stanza, err)).await;
+                    let _ = xmpp
+                        .send(service::error_reply(&item.stanza, err, map.component()))
+                        .await;
                 }
                 in_flight.fetch_sub(1, Ordering::SeqCst);
             });

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_xmpp::minidom::Element;
 use tracing::{debug, info, info_span, warn, Instrument};
+use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::{Message, MessageType};
 
 /// Router settings.
@@ -179,9 +180,16 @@ impl Router {
             Err(e) => {
                 if !is_error {
                     debug!(error = %e, "malformed message stanza");
-                    let err =
-                        XmppError::new(DefinedCondition::BadRequest).with_text("malformed message");
-                    let _ = self.xmpp.send(service::error_reply(&el, err)).await;
+                    let bad_address = ["to", "from"]
+                        .iter()
+                        .any(|a| el.attr(*a).is_some_and(|j| Jid::new(j).is_err()));
+                    let err = if bad_address {
+                        XmppError::new(DefinedCondition::JidMalformed)
+                            .with_text("malformed address")
+                    } else {
+                        XmppError::new(DefinedCondition::BadRequest).with_text("malformed message")
+                    };
+                    self.reply_error(&el, err).await;
                 }
                 return;
             }
@@ -194,7 +202,7 @@ impl Router {
         if to_gateway {
             let err = XmppError::new(DefinedCondition::ServiceUnavailable)
                 .with_text("send messages to a SIP user's JID, not to the gateway");
-            let _ = self.xmpp.send(service::error_reply(&el, err)).await;
+            self.reply_error(&el, err).await;
             return;
         }
         match im::xmpp_to_sip(&msg, &self.cfg.map, self.cfg.limits) {
@@ -202,9 +210,14 @@ impl Router {
             Ok(im::XmppOutcome::Ignore(why)) => debug!(why, "message not forwarded"),
             Err(rej) => {
                 debug!(%rej, "message refused");
-                let _ = self.xmpp.send(service::error_reply(&el, rej.xmpp)).await;
+                self.reply_error(&el, rej.xmpp).await;
             }
         }
+    }
+
+    async fn reply_error(&self, stanza: &Element, err: XmppError) {
+        let reply = service::error_reply(stanza, err, self.cfg.map.component());
+        let _ = self.xmpp.send(reply).await;
     }
 
     /// An error stanza: if it echoes a pending SIP MESSAGE, that MESSAGE fails with the
@@ -223,7 +236,12 @@ impl Router {
             Some(e) => errmap::xmpp_to_sip(e, Target::Bare),
             None => SipStatus::new(500),
         };
-        match self.bounce.bounced(&id, status) {
+        let from = msg
+            .from
+            .as_ref()
+            .map(|f| f.to_bare().to_string())
+            .unwrap_or_default();
+        match self.bounce.bounced(&id, &from, status) {
             Some((r, status)) => {
                 info!(id, code = status.code, "XMPP bounced a SIP message");
                 tokio::spawn(async move { r.respond(&status).await });
@@ -244,10 +262,7 @@ impl Router {
                 Err(mpsc::error::TrySendError::Full(item)) => {
                     let err = XmppError::new(DefinedCondition::ResourceConstraint)
                         .with_text("too many messages in flight to this SIP user");
-                    let _ = self
-                        .xmpp
-                        .send(service::error_reply(&item.stanza, err))
-                        .await;
+                    self.reply_error(&item.stanza, err).await;
                     return;
                 }
                 Err(mpsc::error::TrySendError::Closed(item)) => item,
@@ -277,7 +292,14 @@ impl Router {
             return;
         }
         self.next_id += 1;
-        let id = format!("stox-{}-{}", self.id_prefix, self.next_id);
+        // Unguessable ids: a bounce is matched by id (and sender), so a predictable id would
+        // let a third party fail other people's messages.
+        let id = format!(
+            "stox-{}-{}-{}",
+            self.id_prefix,
+            self.next_id,
+            crate::sip::inbound::random_token()
+        );
         let stanza = match im::sip_to_xmpp(&msg, &self.cfg.map, &id, self.cfg.inbound_type) {
             Ok(m) => m,
             Err(rej) => {
@@ -287,12 +309,18 @@ impl Router {
             }
         };
         debug!(id, call_id = %msg.call_id, to = ?stanza.to, "SIP -> XMPP message");
+        let peer = stanza
+            .to
+            .as_ref()
+            .map(|t| t.to_bare().to_string())
+            .unwrap_or_default();
         if self.xmpp.send(stanza.into()).await.is_err() {
             responder
                 .respond(&SipStatus::with_reason(503, "XMPP Service Unavailable"))
                 .await;
             return;
         }
-        self.bounce.sent(Instant::now().into_std(), id, responder);
+        self.bounce
+            .sent(Instant::now().into_std(), id, peer, responder);
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct BounceWindow<R> {
     window: Duration,
-    pending: HashMap<String, (Instant, R)>,
+    pending: HashMap<String, (Instant, String, R)>,
     deadlines: BTreeSet<(Instant, String)>,
 }
 
@@ -31,19 +31,27 @@ impl<R> BounceWindow<R> {
         }
     }
 
-    /// A stanza with `id` was sent at `now`; `responder` answers the SIP transaction later.
-    pub fn sent(&mut self, now: Instant, id: String, responder: R) {
+    /// A stanza with `id` was sent to the bare JID `peer` at `now`; `responder` answers the
+    /// SIP transaction later.
+    pub fn sent(&mut self, now: Instant, id: String, peer: String, responder: R) {
         let deadline = now + self.window;
-        if let Some((old, _)) = self.pending.insert(id.clone(), (deadline, responder)) {
+        if let Some((old, _, _)) = self.pending.insert(id.clone(), (deadline, peer, responder)) {
             self.deadlines.remove(&(old, id.clone()));
         }
         self.deadlines.insert((deadline, id));
     }
 
-    /// An error stanza echoing `id` arrived: the responder to answer with `status`, if the
-    /// id was still pending (a late bounce after 200 was already sent is only logged).
-    pub fn bounced(&mut self, id: &str, status: SipStatus) -> Option<(R, SipStatus)> {
-        let (deadline, r) = self.pending.remove(id)?;
+    /// An error stanza echoing `id` arrived from the bare JID `from`: the responder to answer
+    /// with `status`, if the id was still pending and the error comes from the recipient or
+    /// its server (RFC 6120 §8.3.1: the error's `from` is the original `to`). Anything else
+    /// (a late bounce, a third party replaying an id) changes nothing.
+    pub fn bounced(&mut self, id: &str, from: &str, status: SipStatus) -> Option<(R, SipStatus)> {
+        let (_, peer, _) = self.pending.get(id)?;
+        let peer_domain = peer.rsplit('@').next().unwrap_or(peer);
+        if !from.eq_ignore_ascii_case(peer) && !from.eq_ignore_ascii_case(peer_domain) {
+            return None;
+        }
+        let (deadline, _, r) = self.pending.remove(id)?;
         self.deadlines.remove(&(deadline, id.to_string()));
         Some((r, status))
     }
@@ -65,14 +73,14 @@ impl<R> BounceWindow<R> {
             return None;
         }
         let (_, id) = self.deadlines.pop_first()?;
-        self.pending.remove(&id).map(|(_, r)| r)
+        self.pending.remove(&id).map(|(_, _, r)| r)
     }
 
     /// Everything still pending (used when the XMPP link drops: the fate of those stanzas
     /// is unknown, so they are answered at once).
     pub fn drain(&mut self) -> Vec<R> {
         self.deadlines.clear();
-        self.pending.drain().map(|(_, (_, r))| r).collect()
+        self.pending.drain().map(|(_, (_, _, r))| r).collect()
     }
 
     /// Number of pending messages.
@@ -94,8 +102,8 @@ mod tests {
     fn im_14_silence_within_window_means_200() {
         let t0 = Instant::now();
         let mut w = BounceWindow::new(Duration::from_millis(200));
-        w.sent(t0, "a".into(), 1);
-        w.sent(t0 + Duration::from_millis(50), "b".into(), 2);
+        w.sent(t0, "a".into(), "j@x".into(), 1);
+        w.sent(t0 + Duration::from_millis(50), "b".into(), "j@x".into(), 2);
         assert_eq!(w.poll_timeout(), Some(t0 + Duration::from_millis(200)));
         assert_eq!(w.poll_expired(t0 + Duration::from_millis(199)), None);
         assert_eq!(w.poll_expired(t0 + Duration::from_millis(200)), Some(1));
@@ -109,28 +117,43 @@ mod tests {
     fn im_14_bounce_within_window_gives_mapped_status() {
         let t0 = Instant::now();
         let mut w = BounceWindow::new(Duration::from_millis(200));
-        w.sent(t0, "a".into(), "resp-a");
-        let (r, s) = w.bounced("a", SipStatus::new(404)).unwrap();
+        w.sent(t0, "a".into(), "juliet@example.com".into(), "resp-a");
+        assert!(
+            w.bounced("a", "mallory@example.com", SipStatus::new(404))
+                .is_none(),
+            "third party"
+        );
+        let (r, s) = w
+            .bounced("a", "juliet@example.com", SipStatus::new(404))
+            .unwrap();
         assert_eq!((r, s.code), ("resp-a", 404));
         assert_eq!(w.poll_expired(t0 + Duration::from_secs(1)), None);
         assert!(
-            w.bounced("a", SipStatus::new(404)).is_none(),
+            w.bounced("a", "juliet@example.com", SipStatus::new(404))
+                .is_none(),
             "answered once only"
         );
     }
 
     #[test]
+    fn im_14_bounce_from_the_recipients_server_counts() {
+        let mut w = BounceWindow::new(Duration::from_millis(200));
+        w.sent(Instant::now(), "a".into(), "juliet@example.com".into(), 7);
+        assert!(w.bounced("a", "example.com", SipStatus::new(404)).is_some());
+    }
+
+    #[test]
     fn im_14_unknown_bounce_is_ignored() {
         let mut w: BounceWindow<u8> = BounceWindow::new(Duration::from_millis(200));
-        assert!(w.bounced("nope", SipStatus::new(500)).is_none());
+        assert!(w.bounced("nope", "x@y", SipStatus::new(500)).is_none());
     }
 
     #[test]
     fn drain_returns_everything() {
         let t0 = Instant::now();
         let mut w = BounceWindow::new(Duration::from_millis(200));
-        w.sent(t0, "a".into(), 1);
-        w.sent(t0, "b".into(), 2);
+        w.sent(t0, "a".into(), "p@x".into(), 1);
+        w.sent(t0, "b".into(), "p@x".into(), 2);
         let mut d = w.drain();
         d.sort();
         assert_eq!(d, vec![1, 2]);

@@ -37,7 +37,8 @@ pub struct SipMessageOut {
     pub to: SipAddr,
     /// Contact URI of the sender, carrying the resource as `gr` (ADDR-7, RFC 5627).
     pub contact: SipAddr,
-    /// `Call-ID` from `<thread/>` when it is a legal Call-ID; `None` = generate a fresh one.
+    /// `Call-ID` from `<thread/>` (hashed into a legal one when needed); `None` = no thread,
+    /// generate a fresh one.
     pub call_id: Option<String>,
     /// `Subject` header.
     pub subject: Option<String>,
@@ -190,11 +191,16 @@ fn build(
         .filter(|l| !l.is_empty())
         .or_else(|| msg.get_best_subject(vec![]).map(|(l, _)| l))
         .and_then(|l| language_tag(&l));
-    let call_id = msg
-        .thread
-        .as_ref()
-        .map(|t| t.id.trim().to_string())
-        .filter(|t| is_call_id(t));
+    let call_id = msg.thread.as_ref().map(|t| {
+        let t = t.id.trim();
+        if is_call_id(t) {
+            t.to_string()
+        } else {
+            // IM-2: a thread that is no legal Call-ID maps to a stable one, so one thread
+            // stays one Call-ID across messages.
+            format!("t{:016x}@{}", fnv1a(t.as_bytes()), map.component())
+        }
+    });
     Ok(XmppOutcome::Send(Box::new(SipMessageOut {
         request_uri,
         from: sender,
@@ -397,6 +403,14 @@ fn language_tag(l: &str) -> Option<String> {
     let l = l.trim();
     (!l.is_empty() && l.len() <= 35 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         .then(|| l.to_string())
+}
+
+/// FNV-1a: a tiny stable hash (the std hasher may change between releases, and Call-IDs
+/// derived from threads should not).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// RFC 3261 §25.1 `callid = word [ "@" word ]`.

@@ -103,9 +103,21 @@ fn gen_5_escaped_xmpp_address_is_not_looped_through_sip() {
 }
 
 #[test]
-fn im_2_thread_that_is_not_a_call_id_gets_a_fresh_one() {
-    let m = send(&format!(
+fn im_2_thread_that_is_not_a_call_id_maps_to_a_stable_legal_one() {
+    let xml = format!(
         "<message {NS} from='juliet@example.com/b' to='romeo@sip.example.com'><thread>a b c</thread><body>x</body></message>"
+    );
+    let a = send(&xml).call_id.expect("derived Call-ID");
+    assert!(is_call_id(&a), "{a}");
+    assert_eq!(send(&xml).call_id.as_deref(), Some(a.as_str()), "stable");
+    let other = send(&xml.replace("a b c", "a b d")).call_id.unwrap();
+    assert_ne!(a, other);
+}
+
+#[test]
+fn im_2_no_thread_leaves_call_id_to_the_adapter() {
+    let m = send(&format!(
+        "<message {NS} from='juliet@example.com/b' to='romeo@sip.example.com'><body>x</body></message>"
     ));
     assert_eq!(m.call_id, None);
 }

@@ -44,6 +44,7 @@ pub fn answer_iq(iq: &Element, map: &AddressMap) -> Option<Element> {
                 iq,
                 XmppError::new(DefinedCondition::BadRequest)
                     .with_text("an IQ get/set carries exactly one payload"),
+                map.component(),
             ))
         }
     };
@@ -76,7 +77,7 @@ pub fn answer_iq(iq: &Element, map: &AddressMap) -> Option<Element> {
     };
     Some(match reply {
         Ok(payload) => result_reply(iq, payload),
-        Err(e) => error_reply(iq, e),
+        Err(e) => error_reply(iq, e, map.component()),
     })
 }
 
@@ -151,13 +152,20 @@ pub fn result_reply(iq: &Element, payload: Option<Element>) -> Element {
 }
 
 /// An error reply to any stanza element (message, presence or iq): same name and id,
-/// from/to swapped, the original payload left out (RFC 6120 §8.3.1 allows that).
-pub fn error_reply(stanza: &Element, err: XmppError) -> Element {
+/// from/to swapped, the original payload left out (RFC 6120 §8.3.1 allows that). When the
+/// original `to` is not a valid JID, the reply comes from `component` instead: echoing an
+/// invalid address as `from` would make the server reject the reply or drop the link
+/// (COMP-3).
+pub fn error_reply(stanza: &Element, err: XmppError, component: &str) -> Element {
     let error: Element = err.to_stanza_error().into();
+    let from = stanza
+        .attr("to")
+        .filter(|t| xmpp_parsers::jid::Jid::new(t).is_ok())
+        .unwrap_or(component);
     Element::builder(stanza.name(), NS)
         .a("type", "error")
         .a("id", stanza.attr("id"))
-        .a("from", stanza.attr("to"))
+        .a("from", from)
         .a("to", stanza.attr("from"))
         .append(error)
         .build()
