@@ -92,7 +92,11 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // ezk warns once per unparsable datagram: at the default level a flood of
+                // garbage must not turn into a flood of log lines.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("info,ezk_sip_core=error,ezk_sip_ua=error")
+                }),
         )
         .init();
     let cfg = Config::load(&config).map_err(anyhow::Error::msg)?;

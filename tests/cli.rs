@@ -67,7 +67,11 @@ fn addr_6_vectors_through_stox_map() {
         ("sip:a%40b@x.example", "a\\40b@x.example"),
         ("sip:a/b@x.example", "a\\2fb@x.example"),
     ] {
-        assert_eq!(map(&cfg, sip), (true, jid.to_string(), String::new()), "{sip}");
+        assert_eq!(
+            map(&cfg, sip),
+            (true, jid.to_string(), String::new()),
+            "{sip}"
+        );
         let (ok, back, _) = map(&cfg, jid);
         assert!(ok, "{jid}");
         assert_eq!(back.to_ascii_lowercase(), sip.to_ascii_lowercase(), "{jid}");
@@ -84,10 +88,17 @@ fn addr_11_component_forms_through_stox_map() {
         ("sip:bob@other.org", "bob\\40other.org@sip.example.com"),
         ("bob\\40other.org@sip.example.com", "sip:bob@other.org"),
         ("bob%other.org@sip.example.com", "sip:bob@other.org"),
-        ("juliet@example.com/balcony", "sip:juliet@example.com;gr=balcony"),
+        (
+            "juliet@example.com/balcony",
+            "sip:juliet@example.com;gr=balcony",
+        ),
         ("sip:juliet@example.com", "juliet@example.com"),
     ] {
-        assert_eq!(map(&cfg, input), (true, expected.to_string(), String::new()), "{input}");
+        assert_eq!(
+            map(&cfg, input),
+            (true, expected.to_string(), String::new()),
+            "{input}"
+        );
     }
 }
 
@@ -106,7 +117,11 @@ fn map_refusal_exits_1_with_reason() {
 fn check_config_lists_every_problem() {
     let d = tmpdir("check");
     let good = config(&d, COMPONENT);
-    let out = stox().args(["check-config", "--config"]).arg(&good).output().unwrap();
+    let out = stox()
+        .args(["check-config", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let bad = d.join("bad.toml");
     std::fs::write(
@@ -114,20 +129,33 @@ fn check_config_lists_every_problem() {
         "[component]\njid = \"a@b\"\n[sip]\nlisten = [\"sctp:1:2\"]\n[addresses]\nxmpp_domains = []\nsip_domain = \"\"\n",
     )
     .unwrap();
-    let out = stox().args(["check-config", "--config"]).arg(&bad).output().unwrap();
+    let out = stox()
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.lines().count() >= 4, "{text}");
     let typo = d.join("typo.toml");
     std::fs::write(&typo, format!("{COMPONENT}\nbogus_key = 1\n")).unwrap();
-    let out = stox().args(["check-config", "--config"]).arg(&typo).output().unwrap();
+    let out = stox()
+        .args(["check-config", "--config"])
+        .arg(&typo)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("unknown field"));
 }
 
 #[test]
 fn help_and_version() {
-    for sub in [&["--help"][..], &["run", "--help"], &["map", "--help"], &["check-config", "--help"]] {
+    for sub in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["map", "--help"],
+        &["check-config", "--help"],
+    ] {
         let out = stox().args(sub).output().unwrap();
         assert!(out.status.success(), "{sub:?}");
         assert!(!out.stdout.is_empty());

@@ -243,7 +243,7 @@ impl Router {
             .unwrap_or_default();
         match self.bounce.bounced(&id, &from, status) {
             Some((r, status)) => {
-                info!(id, code = status.code, "XMPP bounced a SIP message");
+                debug!(id, code = status.code, "XMPP bounced a SIP message");
                 tokio::spawn(async move { r.respond(&status).await });
             }
             None => debug!(id, "error stanza without a pending message"),
