@@ -314,7 +314,7 @@ impl Router {
             .as_ref()
             .map(|t| t.to_bare().to_string())
             .unwrap_or_default();
-        if self.xmpp.send(stanza.into()).await.is_err() {
+        if self.xmpp.send(im::to_element(stanza)).await.is_err() {
             responder
                 .respond(&SipStatus::with_reason(503, "XMPP Service Unavailable"))
                 .await;

@@ -10,4 +10,6 @@ pub mod bounce;
 pub mod cpim;
 pub mod translate;
 
-pub use translate::{sip_to_xmpp, xmpp_to_sip, Limits, SipMessageIn, SipMessageOut, XmppOutcome};
+pub use translate::{
+    sip_to_xmpp, to_element, xmpp_to_sip, Limits, SipMessageIn, SipMessageOut, XmppOutcome,
+};

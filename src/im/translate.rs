@@ -320,6 +320,23 @@ pub fn sip_to_xmpp(
     Ok(msg)
 }
 
+/// The wire element of a translated message: the language the body carries is also put on
+/// the stanza (`xml:lang`, IM-6/IM-11, example I1), which xmpp-parsers' `Message` has no field
+/// for.
+pub fn to_element(msg: Message) -> xmpp_parsers::minidom::Element {
+    let lang = msg
+        .bodies
+        .keys()
+        .next()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.0.clone());
+    let mut el: xmpp_parsers::minidom::Element = msg.into();
+    if let (Some(lang), Ok(name)) = (lang, xmpp_parsers::minidom::rxml::NcName::try_from("lang")) {
+        el.set_attr(xmpp_parsers::minidom::rxml::Namespace::XML, name, lang);
+    }
+    el
+}
+
 fn uri_rejection(e: &AddrError, what: &str) -> Rejection {
     match e {
         AddrError::UnsupportedScheme(_) => {

@@ -249,6 +249,30 @@ fn im_6_example_i1_sip_to_xmpp_fields() {
 }
 
 #[test]
+fn im_6_content_language_is_the_stanza_xml_lang() {
+    let mut m = sip_in("sip:juliet@example.com", "sip:romeo@example.net");
+    m.content_language = Some("it".into());
+    let el = to_element(deliver(&m));
+    let xml = String::from(&el);
+    assert!(
+        xml.contains("xml:lang=\"it\"") || xml.contains("xml:lang='it'"),
+        "{xml}"
+    );
+    assert_eq!(
+        el.attr_ns(xmpp_parsers::minidom::rxml::Namespace::XML.as_str(), "lang"),
+        Some("it")
+    );
+    let plain = to_element(deliver(&sip_in(
+        "sip:juliet@example.com",
+        "sip:romeo@example.net",
+    )));
+    assert!(
+        !String::from(&plain).contains("xml:lang"),
+        "no language stated, none claimed"
+    );
+}
+
+#[test]
 fn im_6_example_a1_apostrophe_sender_is_escaped() {
     let x = deliver(&sip_in(
         "sip:juliet@example.com",
