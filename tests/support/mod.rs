@@ -1,6 +1,14 @@
 //! Shared harness of the in-process scenario tests: a fake XMPP server (XEP-0114 server
 //! side), raw SIP peers, log capture, and a [`Harness`] that wires them to a real
 //! [`stox::app::Gateway`] on loopback ports.
+//!
+//! Every tests/scenario_*.rs file is its own test crate with its own copy of this module.
+//!
+//! Timing: nothing sleeps to "let things happen"; every wait polls with a deadline. Where
+//! the absence of a stanza must be shown, a ping round trip on the same link
+//! (`FakeServer::barrier`) proves the gateway has handled everything sent before it.
+
+// Each test crate (tests/scenario_*.rs) uses a subset of these helpers; the rest would warn.
 #![allow(dead_code)]
 
 pub mod check;
@@ -94,6 +102,19 @@ impl Default for Opts {
             server_secret: SECRET.into(),
             route: Route::Uas,
         }
+    }
+}
+
+/// The default settings.
+pub fn opts() -> Opts {
+    Opts::default()
+}
+
+/// The default settings with `messages.bounce_window_ms = ms`.
+pub fn window(ms: u64) -> Opts {
+    Opts {
+        bounce_window_ms: ms,
+        ..Opts::default()
     }
 }
 
