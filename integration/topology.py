@@ -1,0 +1,20 @@
+"""Ports and names of the integration-test topology (all 127.0.0.1; the peer kit's defaults)."""
+C2S_PORT = 5222                 # XMPP c2s (Prosody or ejabberd)
+COMPONENT_PORT = 5347           # XEP-0114 component port
+COMPONENT = "sip.localhost"     # the gateway's component domain
+XMPP_DOMAIN = "localhost"       # XMPP users: alice@localhost (alicepass), bob@localhost (bobpass)
+SIP_DOMAIN = "127.0.0.1"        # default SIP domain: sip:bob@127.0.0.1 <-> bob@sip.localhost
+GW_PORT = 5070                  # the gateway's SIP listener (udp + tcp)
+KAMAILIO_PORT = 5060            # Kamailio registrar/proxy (outbound proxy of the gateway)
+UAS_OK_PORT, UAS_OK_DOMAIN = 5096, "sipp.test"          # SIPp UAS answering 200 (route in the config)
+UAS_404_PORT, UAS_404_DOMAIN = 5098, "sipp404.test"     # SIPp UAS answering 404
+UAS_CODE_PORT, UAS_CODE_DOMAIN = 5099, "sippcode.test"  # SIPp UAS answering NNN to sip:codeNNN@...
+UAS_TCP_PORT, UAS_TCP_DOMAIN = 5094, "sipptcp.test"    # TCP-only SIPp UAS answering 200
+UAC_PORT = 5097                 # local port of the SIPp UAC
+BOUNCE_WINDOW_MS = 250
+RECONNECT_MAX_SECS = 2          # backoff cap in the test config: reconnect well within 10 s
+
+
+def sip_jid(user: str, domain: str) -> str:
+    """JID of a SIP AOR outside the default SIP domain (XEP-0106 escaped '@')."""
+    return "%s\\40%s@%s" % (user, domain, COMPONENT)
