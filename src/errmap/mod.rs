@@ -401,7 +401,10 @@ fn clean_line(input: &str, max_chars: usize, grammar: Grammar) -> String {
             continue;
         }
         let escaped = grammar == Grammar::SipReason && needs_escape(c, chars.as_str());
-        let token_chars = if escaped { 3 } else { 1 };
+        // A valid `%HH` already in the text is one 3-character token: cutting it at the
+        // length limit would leave a broken escape behind.
+        let literal_escape = grammar == Grammar::SipReason && c == '%' && !escaped;
+        let token_chars = if escaped || literal_escape { 3 } else { 1 };
         let space = usize::from(pending_space && out_chars > 0);
         if out_chars + space + token_chars > max_chars {
             break;
@@ -412,6 +415,10 @@ fn clean_line(input: &str, max_chars: usize, grammar: Grammar) -> String {
         if escaped {
             // needs_escape is only true for ASCII, so the cast is lossless.
             push_percent_encoded(&mut out, c as u8);
+        } else if literal_escape {
+            out.push('%');
+            // needs_escape checked that two ASCII hex digits follow.
+            out.extend(chars.by_ref().take(2));
         } else {
             out.push(c);
         }

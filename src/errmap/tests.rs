@@ -376,3 +376,15 @@ proptest! {
         prop_assert_eq!(back, err.to_stanza_error());
     }
 }
+
+#[test]
+fn err_11_literal_escape_is_never_cut_at_the_length_limit() {
+    // 126 visible characters, then a valid escape: the limit falls inside it.
+    let text = format!("{}%AB", "a".repeat(126));
+    let sip = xmpp_to_sip(&stanza_with_text(DC::Forbidden, "en", &text), Target::Full);
+    assert!(!sip.reason.contains('%'), "{:?}", sip.reason);
+    assert_eq!(sip.reason.chars().count(), 126);
+    let text = format!("{}%AB", "a".repeat(120));
+    let sip = xmpp_to_sip(&stanza_with_text(DC::Forbidden, "en", &text), Target::Full);
+    assert!(sip.reason.ends_with("%AB"), "{:?}", sip.reason);
+}

@@ -174,27 +174,14 @@ impl FakeServer {
         &mut self,
         what: &str,
         timeout: Duration,
-        mut pred: impl FnMut(&Ev) -> bool,
+        pred: impl FnMut(&Ev) -> bool,
     ) -> Ev {
-        if let Some(i) = self.backlog.iter().position(&mut pred) {
-            return self.backlog.remove(i).unwrap();
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            match tokio::time::timeout_at(deadline, self.ev_rx.recv()).await {
-                Ok(Some(ev)) => {
-                    self.record(&ev);
-                    if pred(&ev) {
-                        return ev;
-                    }
-                    self.backlog.push_back(ev);
-                }
-                Ok(None) => unreachable!("the server holds a sender"),
-                Err(_) => panic!(
-                    "fake XMPP server: timed out after {timeout:?} waiting for {what}; unconsumed events: {:#?}",
-                    self.backlog
-                ),
-            }
+        match self.try_wait_for(timeout, pred).await {
+            Some(ev) => ev,
+            None => panic!(
+                "fake XMPP server: timed out after {timeout:?} waiting for {what}; unconsumed events: {:#?}",
+                self.backlog
+            ),
         }
     }
 
