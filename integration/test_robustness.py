@@ -107,3 +107,36 @@ def test_im_12_malformed_input_survives(alice, stox, uas, kit, run_id):
     assert kind == "error", "unknown IQ after the odd stanzas: expected an error, got %s:\n%s" % (kind, iq["raw"])
     time.sleep(1)
     assert_gateway_works(stox, alice, uas, kit, "fuzzing")
+
+
+def _rss_kib(pid: int) -> int:
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+# ezk keeps a UDP server transaction for Timer J (64*T1 = 32 s) after its final response, so
+# memory is compared after that state has expired, not right after a round of fuzzing.
+TRANSACTION_STATE_SECS = 34
+LEAK_BUDGET_KIB = 2 * 1024  # ~1 KiB per request of the round; observed drift: < 100 KiB
+
+
+def test_im_12_malformed_input_does_not_leak(stox, run_id):
+    """The same round of malformed SIP, sent twice: once the transaction state of a round has
+    expired, the second round must not leave the process larger than the first did (a leak
+    grows with every round; allocator caches and transaction state do not)."""
+    pid = stox.proc.pid
+    fuzz("127.0.0.1", GW_PORT, udp_count=2000, tcp_count=100, max_seconds=40, seed=4242)
+    time.sleep(TRANSACTION_STATE_SECS)
+    after_first = _rss_kib(pid)
+    fuzz("127.0.0.1", GW_PORT, udp_count=2000, tcp_count=100, max_seconds=40, seed=4242)
+    time.sleep(TRANSACTION_STATE_SECS)
+    after_second = _rss_kib(pid)
+    print("RSS after round 1: %d KiB, after round 2: %d KiB" % (after_first, after_second))
+    assert stox.alive(), "stox died under SIP fuzzing:\n%s" % stox.tail(60)
+    assert after_second - after_first < LEAK_BUDGET_KIB, (
+        "RSS grew by %d KiB over a second identical round of malformed input (%d -> %d KiB): a leak"
+        % (after_second - after_first, after_first, after_second))
+    assert sipsak_ok(), "stox no longer answers OPTIONS after the fuzzing rounds"
