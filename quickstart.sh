@@ -128,11 +128,11 @@ cat <<TXT
 
 Try it:
   # how an address is translated
-  $STOX map --config $CONFIG 'bob%127.0.0.1@sip.localhost'
+  $STOX map --config $CONFIG 'bob@sip.localhost'
   $STOX map --config $CONFIG 'sip:carol@example.com'
 
-  # XMPP -> SIP: alice messages the SIP user sip:bob@127.0.0.1 (JID bob@sip.localhost, alias bob%127.0.0.1@sip.localhost)
-  $PY $S/xmpp_client.py alice@localhost alicepass --to 'bob%127.0.0.1@sip.localhost' --msg 'hello SIP' --wait 3
+  # XMPP -> SIP: alice messages the SIP user sip:bob@127.0.0.1 (JID bob@sip.localhost)
+  $PY $S/xmpp_client.py alice@localhost alicepass --to 'bob@sip.localhost' --msg 'hello SIP' --wait 3
 TXT
 if [ "$WITH_SIP" = 1 ]; then cat <<TXT
   grep -a 'hello SIP' $PEERS_RUN/baresip/bob/baresip.log      # what the SIP phone bob received
