@@ -97,7 +97,7 @@ impl Router {
                         "router stopped"
                     );
                     for r in self.bounce.drain() {
-                        tokio::spawn(async move { r.respond(&SipStatus::new(200)).await });
+                        respond_later(r, SipStatus::new(200));
                     }
                     return;
                 }
@@ -120,7 +120,7 @@ impl Router {
                 _ = tokio::time::sleep_until(wake) => {
                     let now = Instant::now().into_std();
                     while let Some(r) = self.bounce.poll_expired(now) {
-                        tokio::spawn(async move { r.respond(&SipStatus::new(200)).await });
+                        respond_later(r, SipStatus::new(200));
                     }
                 }
                 _ = shutdown.changed(), if deadline.is_none() => {
@@ -147,10 +147,7 @@ impl Router {
                     );
                 }
                 for r in pending {
-                    tokio::spawn(async move {
-                        r.respond(&SipStatus::with_reason(503, "XMPP Link Lost"))
-                            .await
-                    });
+                    respond_later(r, SipStatus::with_reason(503, "XMPP Link Lost"));
                 }
             }
             LinkEvent::Stanza(el) => self.on_stanza(el).await,
@@ -244,7 +241,7 @@ impl Router {
         match self.bounce.bounced(&id, &from, status) {
             Some((r, status)) => {
                 debug!(id, code = status.code, "XMPP bounced a SIP message");
-                tokio::spawn(async move { r.respond(&status).await });
+                respond_later(r, status);
             }
             None => debug!(id, "error stanza without a pending message"),
         }
@@ -286,9 +283,10 @@ impl Router {
     async fn on_sip(&mut self, e: SipEvent) {
         let SipEvent::Message { msg, responder } = e;
         if !self.xmpp.is_up() {
-            responder
-                .respond(&SipStatus::with_reason(503, "XMPP Service Unavailable"))
-                .await;
+            respond_later(
+                responder,
+                SipStatus::with_reason(503, "XMPP Service Unavailable"),
+            );
             return;
         }
         self.next_id += 1;
@@ -304,7 +302,7 @@ impl Router {
             Ok(m) => m,
             Err(rej) => {
                 debug!(%rej, call_id = %msg.call_id, "SIP MESSAGE refused");
-                tokio::spawn(async move { responder.respond(&rej.sip).await });
+                respond_later(responder, rej.sip);
                 return;
             }
         };
@@ -315,12 +313,19 @@ impl Router {
             .map(|t| t.to_bare().to_string())
             .unwrap_or_default();
         if self.xmpp.send(im::to_element(stanza)).await.is_err() {
-            responder
-                .respond(&SipStatus::with_reason(503, "XMPP Service Unavailable"))
-                .await;
+            respond_later(
+                responder,
+                SipStatus::with_reason(503, "XMPP Service Unavailable"),
+            );
             return;
         }
         self.bounce
             .sent(Instant::now().into_std(), id, peer, responder);
     }
+}
+
+/// Answer a SIP transaction without holding up the router loop (a TCP peer that reads slowly
+/// must not stall every other conversation).
+fn respond_later(responder: Responder, status: SipStatus) {
+    tokio::spawn(async move { responder.respond(&status).await });
 }
