@@ -22,5 +22,6 @@ pub mod config;
 pub mod core;
 pub mod errmap;
 pub mod im;
+pub mod presence;
 pub mod sip;
 pub mod xmpp;
