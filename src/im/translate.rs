@@ -376,7 +376,12 @@ fn body_text(m: &SipMessageIn) -> Result<String, Rejection> {
     }
     let text = String::from_utf8(bytes)
         .map_err(|_| Rejection::from_sip(400, "Bad Request (body is not UTF-8)"))?;
-    Ok(xml_safe(&text))
+    let text = xml_safe(&text);
+    if text.is_empty() {
+        // Only characters XML cannot carry: nothing is left to deliver.
+        return Err(Rejection::from_sip(400, "Bad Request (no text in body)"));
+    }
+    Ok(text)
 }
 
 fn media_type(ct: &str) -> String {

@@ -386,6 +386,13 @@ fn im_11_xml_illegal_controls_are_dropped() {
 }
 
 #[test]
+fn im_8_body_of_only_control_characters_is_400() {
+    let mut m = sip_in("sip:juliet@example.com", "sip:romeo@example.net");
+    m.body = b"\x01\x02\x1b".to_vec();
+    assert_eq!(refuse(&m).sip.code, 400);
+}
+
+#[test]
 fn im_11_bad_language_tag_is_ignored() {
     let mut m = sip_in("sip:juliet@example.com", "sip:romeo@example.net");
     m.content_language = Some("'><evil".into());

@@ -76,7 +76,7 @@ pub fn answer_iq(iq: &Element, map: &AddressMap) -> Option<Element> {
         _ => Err(XmppError::new(DefinedCondition::ServiceUnavailable)),
     };
     Some(match reply {
-        Ok(payload) => result_reply(iq, payload),
+        Ok(payload) => result_reply(iq, payload, map.component()),
         Err(e) => error_reply(iq, e, map.component()),
     })
 }
@@ -138,12 +138,12 @@ fn text_el(name: &str, ns: &str, text: &str) -> Element {
     Element::builder(name, ns).append(text).build()
 }
 
-/// `<iq type='result'/>` echoing the id, from/to swapped.
-pub fn result_reply(iq: &Element, payload: Option<Element>) -> Element {
+/// `<iq type='result'/>` echoing the id, from/to swapped (from: see [`reply_from`]).
+pub fn result_reply(iq: &Element, payload: Option<Element>, component: &str) -> Element {
     let mut b = Element::builder("iq", NS)
         .a("type", "result")
         .a("id", iq.attr("id").unwrap_or(""))
-        .a("from", iq.attr("to"))
+        .a("from", reply_from(iq, component))
         .a("to", iq.attr("from"));
     if let Some(p) = payload {
         b = b.append(p);
@@ -151,21 +151,25 @@ pub fn result_reply(iq: &Element, payload: Option<Element>) -> Element {
     b.build()
 }
 
-/// An error reply to any stanza element (message, presence or iq): same name and id,
-/// from/to swapped, the original payload left out (RFC 6120 §8.3.1 allows that). When the
-/// original `to` is not a valid JID, the reply comes from `component` instead: echoing an
-/// invalid address as `from` would make the server reject the reply or drop the link
-/// (COMP-3).
-pub fn error_reply(stanza: &Element, err: XmppError, component: &str) -> Element {
-    let error: Element = err.to_stanza_error().into();
-    let from = stanza
+/// The `from` of a reply: the original `to` when it is a valid JID, else the component
+/// domain. Echoing an invalid address would make the server reject the reply or drop the
+/// link (COMP-3).
+fn reply_from<'a>(stanza: &'a Element, component: &'a str) -> &'a str {
+    stanza
         .attr("to")
         .filter(|t| xmpp_parsers::jid::Jid::new(t).is_ok())
-        .unwrap_or(component);
+        .unwrap_or(component)
+}
+
+/// An error reply to any stanza element (message, presence or iq): same name and id,
+/// from/to swapped (from: see [`reply_from`]), the original payload left out (RFC 6120
+/// §8.3.1 allows that).
+pub fn error_reply(stanza: &Element, err: XmppError, component: &str) -> Element {
+    let error: Element = err.to_stanza_error().into();
     Element::builder(stanza.name(), NS)
         .a("type", "error")
         .a("id", stanza.attr("id"))
-        .a("from", from)
+        .a("from", reply_from(stanza, component))
         .a("to", stanza.attr("from"))
         .append(error)
         .build()
@@ -306,6 +310,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.attr("type"), Some("error"));
+    }
+
+    #[test]
+    fn comp_3_reply_to_an_invalid_to_comes_from_the_component() {
+        let r = answer_iq(
+            &iq("<iq xmlns='jabber:component:accept' type='get' id='p2' from='j@example.com/b' to='a b@sip.example.com'><ping xmlns='urn:xmpp:ping'/></iq>"),
+            &map(),
+        )
+        .unwrap();
+        assert_eq!(r.attr("type"), Some("result"));
+        assert_eq!(r.attr("from"), Some("sip.example.com"));
     }
 
     #[test]
