@@ -9,6 +9,13 @@ cd "$ROOT"
 LOGS=$(mktemp -d)
 trap 'rm -rf "$LOGS"' EXIT
 
+# The store's lock test drives a real second process: the sqlite3 shell.
+if ! command -v sqlite3 >/dev/null; then
+    echo "==> installing sqlite3 (apt-get)"
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends sqlite3; } \
+        || echo "WARNING: could not install sqlite3; the store lock test will fail and say so"
+fi
+
 echo "==> cargo test --all-targets"
 cargo test --all-targets 2>&1 | tee "$LOGS/cargo.log"
 cargo_rc=${PIPESTATUS[0]}

@@ -24,4 +24,5 @@ pub mod errmap;
 pub mod im;
 pub mod presence;
 pub mod sip;
+pub mod store;
 pub mod xmpp;
