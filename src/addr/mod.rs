@@ -209,6 +209,14 @@ impl AddressMap {
         let local = || -> Result<String, AddrError> {
             let node = jid.node().ok_or(AddrError::NoUser)?;
             let user = unescape_localpart(node.as_str());
+            if !escape_localpart(&user).eq_ignore_ascii_case(node.as_str()) {
+                // A backslash that starts no escape (`a\5cb` unescapes to `a\b`, which is
+                // also the JID `a\b`): two JIDs would share one SIP address and a SIP reply
+                // could reach the wrong account.
+                return Err(AddrError::InvalidJid(format!(
+                    "localpart `{node}` is not in canonical XEP-0106 form"
+                )));
+            }
             if user.starts_with(' ') || user.ends_with(' ') {
                 return Err(AddrError::InvalidJid(format!(
                     "localpart `{node}` unescapes to text with a leading or trailing space"

@@ -577,3 +577,19 @@ proptest! {
         let _ = component_map().translate(&format!("{pre}{body}{post}"));
     }
 }
+
+#[test]
+fn addr_5_non_canonical_backslash_localpart_is_refused() {
+    // fuzz/regressions/address/jid-backslash-5c: `a\5cb` and `a\b` would share sip:a%5Cb@...
+    let map = AddressMap::new("sip.example.com", &["example.com".into()], "example.net");
+    let jid = Jid::new("a\\5cb@example.com/r").unwrap();
+    assert!(matches!(
+        map.jid_to_sip(&jid),
+        Err(AddrError::InvalidJid(_))
+    ));
+    let ok = Jid::new("a\\b@example.com").unwrap();
+    assert_eq!(
+        map.jid_to_sip(&ok).unwrap().to_uri(),
+        "sip:a%5Cb@example.com"
+    );
+}

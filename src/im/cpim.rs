@@ -41,10 +41,14 @@ fn split_headers(b: &[u8]) -> Option<(&[u8], &[u8])> {
     if let Some(rest) = b.strip_prefix(b"\n") {
         return Some((&[], rest));
     }
-    if let Some(i) = find(b, b"\r\n\r\n") {
-        return Some((&b[..i], &b[i + 4..]));
+    // Whichever blank line comes first ends the block: a CRLF CRLF later in the content
+    // must not win over an earlier LF LF.
+    match (find(b, b"\r\n\r\n"), find(b, b"\n\n")) {
+        (Some(crlf), Some(lf)) if lf < crlf => Some((&b[..lf], &b[lf + 2..])),
+        (Some(crlf), _) => Some((&b[..crlf], &b[crlf + 4..])),
+        (None, Some(lf)) => Some((&b[..lf], &b[lf + 2..])),
+        (None, None) => None,
     }
-    find(b, b"\n\n").map(|i| (&b[..i], &b[i + 2..]))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -67,6 +71,14 @@ mod tests {
     fn im_10_cpim_without_separators_is_rejected() {
         assert!(unwrap(b"From: x\r\nhello").is_none());
         assert!(unwrap(b"").is_none());
+    }
+
+    #[test]
+    fn im_10_first_blank_line_wins_over_a_later_crlf_one() {
+        // fuzz/regressions/cpim/lf-headers-crlf-blank-line-in-text
+        let c = unwrap(b"From: x\n\nContent-Type: text/plain\n\nline1\r\n\r\nline2").unwrap();
+        assert_eq!(c.content_type, "text/plain");
+        assert_eq!(c.body, b"line1\r\n\r\nline2");
     }
 
     #[test]
