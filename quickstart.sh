@@ -98,6 +98,9 @@ sip_domain = "127.0.0.1"
 [messages]
 inbound_type = "chat"
 bounce_window_ms = 250
+
+[presence]
+state_dir = "$QS/state"
 TOML
 
 # 3. build and start stox

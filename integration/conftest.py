@@ -205,7 +205,7 @@ def stox_binary() -> Path:
     return target / "debug" / "stox"
 
 
-def render_config(server_name: str) -> str:
+def render_config(server_name: str, state_dir: Path) -> str:
     return f"""# rendered by integration/conftest.py for the {server_name} run
 [component]
 jid = "{COMPONENT}"
@@ -231,6 +231,9 @@ sip_domain = "127.0.0.1"
 [messages]
 inbound_type = "chat"
 bounce_window_ms = {BOUNCE_WINDOW_MS}
+
+[presence]
+state_dir = "{state_dir}"
 """
 
 
@@ -263,6 +266,9 @@ class Gateway:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config = self.dir / "stox.toml"
         self.log = self.dir / "stox.log"
+        # Kept across restarts of this run (restart tests rely on it), fresh for each run.
+        self.state_dir = self.dir / "state"
+        shutil.rmtree(self.state_dir, ignore_errors=True)
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -274,7 +280,7 @@ class Gateway:
         require_peer("sipsak")
         if not udp_port_free(GW_PORT) or tcp_port_open(GW_PORT):
             pytest.fail("127.0.0.1:%d is already in use (a stox or peer left running?)" % GW_PORT, pytrace=False)
-        self.config.write_text(render_config(self.server_name))
+        self.config.write_text(render_config(self.server_name, self.state_dir))
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "stox=debug")
         env.setdefault("RUST_BACKTRACE", "1")

@@ -4,6 +4,7 @@
 use crate::config::{Config, Listen};
 use crate::core::{Event, Router, RouterConfig};
 use crate::im::Limits;
+use crate::presence::subscription::Engine;
 use crate::sip::inbound::StoxLayer;
 use crate::sip::SipClient;
 use crate::xmpp::{self, LinkConfig, LinkEvent};
@@ -22,6 +23,7 @@ pub struct Gateway {
     closing: Arc<AtomicBool>,
     router: tokio::task::JoinHandle<()>,
     link: tokio::task::JoinHandle<()>,
+    store_writer: tokio::task::JoinHandle<()>,
     /// Bound SIP sockets (useful when a port was 0).
     pub sip_addrs: Vec<SocketAddr>,
 }
@@ -35,6 +37,9 @@ pub enum StartError {
     /// A SIP socket could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Listen(String, std::io::Error),
+    /// The state database could not be opened (missing rights, corrupt or locked file).
+    #[error("state database: {0}")]
+    Store(String),
 }
 
 /// A concrete address for a TCP listener configured with port 0: the port of a UDP socket on
@@ -48,6 +53,40 @@ fn free_tcp_port(a: SocketAddr, bound: &[SocketAddr]) -> std::io::Result<SocketA
     std::net::TcpListener::bind(a)?.local_addr()
 }
 
+type Loaded = (
+    Arc<dyn crate::store::Store>,
+    Vec<crate::store::Authorization>,
+    Vec<crate::store::Dialog>,
+);
+
+/// Open (creating on first run) the state database and read what it holds.
+async fn open_store(dir: &std::path::Path) -> Result<Loaded, StartError> {
+    use crate::store::{Filter, SqliteStore, Store};
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StartError::Store(format!("cannot create {}: {e}", dir.display())))?;
+    let store = SqliteStore::open(dir)
+        .await
+        .map_err(|e| StartError::Store(e.to_string()))?;
+    let auths = store
+        .list_authorizations(&Filter::all(), None)
+        .await
+        .map_err(|e| StartError::Store(e.to_string()))?;
+    let dialogs = store
+        .list_dialogs(&Filter::all())
+        .await
+        .map_err(|e| StartError::Store(e.to_string()))?;
+    Ok((Arc::new(store), auths, dialogs))
+}
+
+fn clock_now() -> crate::presence::subscription::Clock {
+    crate::presence::subscription::Clock {
+        now: tokio::time::Instant::now().into_std(),
+        unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    }
+}
+
 impl Gateway {
     /// Validate the config, bind the SIP sockets and start every task.
     pub async fn start(cfg: &Config) -> Result<Gateway, StartError> {
@@ -56,6 +95,7 @@ impl Gateway {
             return Err(StartError::Config(problems));
         }
         let secret = cfg.secret().map_err(|e| StartError::Config(vec![e]))?;
+        let (store, auths, dialogs) = open_store(&cfg.presence.state_dir).await?;
         let (event_tx, event_rx) = mpsc::channel::<Event>(4096);
         let (sip_tx, mut sip_rx) = mpsc::channel(4096);
         let closing = Arc::new(AtomicBool::new(false));
@@ -128,6 +168,7 @@ impl Gateway {
             link_shutdown_rx,
         );
         // Both adapters feed the router's single inbox.
+        let inbox = event_tx.clone();
         let tx = event_tx.clone();
         tokio::spawn(async move {
             while let Some(e) = link_rx.recv().await {
@@ -145,6 +186,17 @@ impl Gateway {
             }
         });
 
+        let mut engine = Engine::new(cfg.address_map(), cfg.presence_settings());
+        let restored = (auths.len(), dialogs.len());
+        engine.restore(clock_now(), auths, dialogs);
+        info!(
+            authorizations = restored.0,
+            dialogs = restored.1,
+            state_dir = %cfg.presence.state_dir.display(),
+            "presence state loaded"
+        );
+        let (ops_tx, ops_rx) = mpsc::unbounded_channel();
+        let store_writer = tokio::spawn(crate::core::store_writer::run(store, ops_rx));
         let router = Router::new(
             RouterConfig {
                 map: cfg.address_map(),
@@ -153,9 +205,13 @@ impl Gateway {
                 limits: Limits {
                     max_body_bytes: cfg.messages.max_body_bytes,
                 },
+                presence: cfg.presence_settings(),
             },
             xmpp_handle,
             client,
+            engine,
+            ops_tx,
+            inbox,
         );
         let (shutdown, shutdown_rx) = watch::channel(false);
         let router = tokio::spawn(router.run(event_rx, shutdown_rx, Duration::from_secs(5)));
@@ -166,6 +222,7 @@ impl Gateway {
             closing,
             router,
             link,
+            store_writer,
             sip_addrs,
         })
     }
@@ -178,6 +235,13 @@ impl Gateway {
         let _ = tokio::time::timeout(Duration::from_secs(6), self.router).await;
         let _ = self.link_shutdown.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(3), self.link).await;
+        // The router is gone, so is the writer's last sender: it finishes the queue and closes.
+        if tokio::time::timeout(Duration::from_secs(10), self.store_writer)
+            .await
+            .is_err()
+        {
+            tracing::error!("state database writes still pending at exit");
+        }
         info!("stox stopped");
     }
 }

@@ -28,6 +28,9 @@ pub struct Config {
     /// `[messages]`: page-mode messaging policy (RFC 7572).
     #[serde(default)]
     pub messages: MessagesConfig,
+    /// `[presence]`: RFC 8048 presence and its persistent state.
+    #[serde(default)]
+    pub presence: PresenceConfig,
 }
 
 /// `[component]` section.
@@ -169,6 +172,62 @@ impl Default for MessagesConfig {
     }
 }
 
+/// `[presence]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// Directory of the state database (`stox.sqlite3`); created on first run.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Expires (s) asked for in SUBSCRIBEs and granted to SIP watchers.
+    #[serde(default = "default_expires")]
+    pub expires_secs: u32,
+    /// Shortest SIP subscription accepted (s); shorter ones get 423.
+    #[serde(default = "default_min_expires")]
+    pub min_expires_secs: u32,
+    /// Longest SIP subscription granted (s).
+    #[serde(default = "default_max_expires")]
+    pub max_expires_secs: u32,
+    /// Presence authorizations one watcher (XMPP or SIP user) may hold.
+    #[serde(default = "default_max_per_user")]
+    pub max_subscriptions_per_user: usize,
+    /// Presence authorizations in total.
+    #[serde(default = "default_max_total")]
+    pub max_subscriptions_total: usize,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig {
+            state_dir: default_state_dir(),
+            expires_secs: default_expires(),
+            min_expires_secs: default_min_expires(),
+            max_expires_secs: default_max_expires(),
+            max_subscriptions_per_user: default_max_per_user(),
+            max_subscriptions_total: default_max_total(),
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/stox")
+}
+fn default_expires() -> u32 {
+    3600
+}
+fn default_min_expires() -> u32 {
+    60
+}
+fn default_max_expires() -> u32 {
+    86_400
+}
+fn default_max_per_user() -> usize {
+    1000
+}
+fn default_max_total() -> usize {
+    100_000
+}
+
 fn default_server() -> String {
     "127.0.0.1:5347".into()
 }
@@ -220,6 +279,19 @@ impl Listen {
 }
 
 impl Config {
+    /// The presence engine's settings.
+    pub fn presence_settings(&self) -> crate::presence::subscription::Settings {
+        let p = &self.presence;
+        crate::presence::subscription::Settings {
+            expires: p.expires_secs,
+            min_expires: p.min_expires_secs,
+            max_expires: p.max_expires_secs,
+            max_per_user: p.max_subscriptions_per_user,
+            max_total: p.max_subscriptions_total,
+            ..Default::default()
+        }
+    }
+
     /// Parse TOML text (syntax and unknown keys only; see [`Config::validate`]).
     pub fn parse(text: &str) -> Result<Config, String> {
         toml::from_str(text).map_err(|e| e.to_string())
@@ -292,6 +364,21 @@ impl Config {
             if let Err(e) = crate::sip::parse_uri(hop) {
                 problems.push(format!("sip.routes.{domain:?} = {hop:?}: {e}"));
             }
+        }
+        let p = &self.presence;
+        if p.expires_secs < 60 {
+            problems.push("presence.expires_secs must be at least 60".into());
+        }
+        if p.min_expires_secs == 0 || p.min_expires_secs > p.max_expires_secs {
+            problems.push(
+                "presence.min_expires_secs must be at least 1 and at most max_expires_secs".into(),
+            );
+        }
+        if p.expires_secs > p.max_expires_secs {
+            problems.push("presence.expires_secs must not exceed max_expires_secs".into());
+        }
+        if p.state_dir.as_os_str().is_empty() {
+            problems.push("presence.state_dir must name a directory".into());
         }
         if self.addresses.xmpp_domains.is_empty() {
             problems.push("addresses.xmpp_domains: list at least one XMPP domain".into());

@@ -190,8 +190,10 @@ async fn gen_2_gateway_reports_the_bound_sip_sockets() {
     let text = format!(
         "[component]\njid = \"{COMPONENT}\"\nserver = \"{}\"\nsecret = \"{SECRET}\"\n\
          [sip]\nlisten = [\"udp:127.0.0.1:0\", \"tcp:127.0.0.1:0\"]\n\
-         [addresses]\nxmpp_domains = [\"example.com\"]\nsip_domain = \"example.net\"\n",
-        xmpp.addr
+         [addresses]\nxmpp_domains = [\"example.com\"]\nsip_domain = \"example.net\"\n\
+         [presence]\nstate_dir = \"{}\"\n",
+        xmpp.addr,
+        support::fresh_state_dir().display()
     );
     let cfg = stox::config::Config::parse(&text).unwrap();
     let gw = stox::app::Gateway::start(&cfg)

@@ -7,11 +7,13 @@
 //! `xmpp::service`); this loop only moves their results between the adapters.
 
 pub mod conversation;
+pub mod store_writer;
 
 use crate::addr::AddressMap;
 use crate::config::InboundType;
 use crate::errmap::{self, DefinedCondition, SipStatus, StanzaError, Target, XmppError};
 use crate::im::{self, bounce::BounceWindow, Limits};
+use crate::presence::subscription::{self as presub, Clock, Engine, Output, StoreOp, TxId};
 use crate::sip::{Responder, SipClient, SipEvent};
 use crate::xmpp::{service, LinkEvent, XmppHandle};
 use conversation::{Conversation, Outbound};
@@ -37,6 +39,8 @@ pub struct RouterConfig {
     pub bounce_window: Duration,
     /// Translation limits.
     pub limits: Limits,
+    /// Presence tunables.
+    pub presence: presub::Settings,
 }
 
 /// Everything the router reacts to.
@@ -46,6 +50,8 @@ pub enum Event {
     Xmpp(LinkEvent),
     /// From the SIP layer (boxed: a request with its transaction is large).
     Sip(Box<SipEvent>),
+    /// The final response to a presence request the router sent.
+    PresenceResponse(presub::ReqId, presub::SipResponseIn),
 }
 
 /// The router task's state.
@@ -58,13 +64,36 @@ pub struct Router {
     in_flight: Arc<AtomicUsize>,
     id_prefix: String,
     next_id: u64,
+    presence: Engine,
+    held: HashMap<TxId, Responder>,
+    next_tx: TxId,
+    store_ops: mpsc::UnboundedSender<StoreOp>,
+    /// The router's own inbox, for responses of requests it started.
+    inbox: mpsc::Sender<Event>,
+    epoch: (Instant, i64),
 }
 
 impl Router {
     /// A router over the two adapters.
-    pub fn new(cfg: RouterConfig, xmpp: XmppHandle, sip: SipClient) -> Self {
+    ///
+    /// `presence` is the engine (already restored from the store); its store writes go to
+    /// `store_ops`, and responses to its SIP requests come back through `inbox`.
+    pub fn new(
+        cfg: RouterConfig,
+        xmpp: XmppHandle,
+        sip: SipClient,
+        presence: Engine,
+        store_ops: mpsc::UnboundedSender<StoreOp>,
+        inbox: mpsc::Sender<Event>,
+    ) -> Self {
         let bounce = BounceWindow::new(cfg.bounce_window);
         Router {
+            presence,
+            held: HashMap::new(),
+            next_tx: 0,
+            store_ops,
+            inbox,
+            epoch: (Instant::now(), unix_now()),
             cfg,
             xmpp,
             sip,
@@ -102,9 +131,13 @@ impl Router {
                     return;
                 }
             }
+            self.drain_presence().await;
             let wake = self
                 .bounce
                 .poll_timeout()
+                .into_iter()
+                .chain(self.presence.poll_timeout())
+                .min()
                 .map(Instant::from_std)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             let wake = match deadline {
@@ -115,6 +148,10 @@ impl Router {
                 ev = events.recv() => match ev {
                     Some(Event::Xmpp(e)) => self.on_link(e).await,
                     Some(Event::Sip(e)) => self.on_sip(*e).await,
+                    Some(Event::PresenceResponse(id, resp)) => {
+                        let clock = self.clock();
+                        self.presence.handle(clock, presub::Input::Response { id, resp });
+                    }
                     None => return,
                 },
                 _ = tokio::time::sleep_until(wake) => {
@@ -122,6 +159,8 @@ impl Router {
                     while let Some(r) = self.bounce.poll_expired(now) {
                         respond_later(r, SipStatus::new(200));
                     }
+                    let clock = self.clock();
+                    self.presence.handle_timeout(clock);
                 }
                 _ = shutdown.changed(), if deadline.is_none() => {
                     if *shutdown.borrow() {
@@ -135,7 +174,11 @@ impl Router {
 
     async fn on_link(&mut self, e: LinkEvent) {
         match e {
-            LinkEvent::Up => info!("XMPP link up"),
+            LinkEvent::Up => {
+                info!("XMPP link up");
+                let clock = self.clock();
+                self.presence.handle(clock, presub::Input::LinkUp);
+            }
             LinkEvent::Down => {
                 // COMP-6: stanzas in flight are lost with the stream; the SIP senders
                 // still waiting must not be told 200 for something that may not arrive.
@@ -165,7 +208,7 @@ impl Router {
                     let _ = self.xmpp.send(reply).await;
                 }
             }
-            // Presence is RFC 8048's business (a later module); nothing to answer yet.
+            "presence" => self.on_presence(el).await,
             _ => debug!(name = el.name(), "stanza ignored"),
         }
     }
@@ -280,8 +323,99 @@ impl Router {
         self.conversations.insert(key, tx);
     }
 
+    async fn on_presence(&mut self, el: Element) {
+        let is_error = el.attr("type") == Some("error");
+        let lang = el.attr("xml:lang").map(str::to_owned);
+        match xmpp_parsers::presence::Presence::try_from(el.clone()) {
+            Ok(p) => {
+                let clock = self.clock();
+                self.presence.handle(
+                    clock,
+                    presub::Input::Presence {
+                        presence: Box::new(p),
+                        lang,
+                    },
+                );
+            }
+            Err(e) if !is_error => {
+                debug!(error = %e, "malformed presence stanza");
+                let bad_address = ["to", "from"]
+                    .iter()
+                    .any(|a| el.attr(*a).is_some_and(|j| Jid::new(j).is_err()));
+                let err = if bad_address {
+                    XmppError::new(DefinedCondition::JidMalformed).with_text("malformed address")
+                } else {
+                    XmppError::new(DefinedCondition::BadRequest).with_text("malformed presence")
+                };
+                self.reply_error(&el, err).await;
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// The presence engine's clock: monotonic now and a unix time that advances with it
+    /// (so a paused test clock moves both).
+    fn clock(&self) -> Clock {
+        let now = Instant::now();
+        Clock {
+            now: now.into_std(),
+            unix: self.epoch.1 + (now - self.epoch.0).as_secs() as i64,
+        }
+    }
+
+    /// Carry out what the presence engine decided.
+    async fn drain_presence(&mut self) {
+        while let Some(out) = self.presence.poll_output() {
+            match out {
+                Output::Stanza(p) => {
+                    // Waiting on a full link queue is the back-pressure: stanzas keep order.
+                    if self.xmpp.send(Element::from(p)).await.is_err() {
+                        debug!("presence stanza not sent: XMPP link down");
+                    }
+                }
+                Output::Request(r) => {
+                    let sip = self.sip.clone();
+                    let inbox = self.inbox.clone();
+                    tokio::spawn(async move {
+                        let resp = sip.send_presence(&r).await;
+                        let _ = inbox.send(Event::PresenceResponse(r.id, resp)).await;
+                    });
+                }
+                Output::Respond(r) => {
+                    if let Some(responder) = self.held.remove(&r.tx) {
+                        let host = self.sip.contact_host().to_owned();
+                        tokio::spawn(async move { responder.respond_presence(r, &host).await });
+                    }
+                }
+                Output::Store(op) => {
+                    if self.store_ops.send(op).is_err() {
+                        warn!("store writer gone: presence change not persisted");
+                    }
+                }
+            }
+        }
+    }
+
     async fn on_sip(&mut self, e: SipEvent) {
-        let SipEvent::Message { msg, responder } = e;
+        let (msg, responder) = match e {
+            SipEvent::Message { msg, responder } => (msg, responder),
+            SipEvent::Presence { req, responder } => {
+                if !self.xmpp.is_up() {
+                    respond_later(
+                        responder,
+                        SipStatus::with_reason(503, "XMPP Service Unavailable"),
+                    );
+                    return;
+                }
+                self.next_tx += 1;
+                let tx = self.next_tx;
+                self.held.insert(tx, responder);
+                let clock = self.clock();
+                self.presence
+                    .handle(clock, presub::Input::Request { tx, req });
+                return;
+            }
+        };
         if !self.xmpp.is_up() {
             respond_later(
                 responder,
@@ -322,6 +456,12 @@ impl Router {
         self.bounce
             .sent(Instant::now().into_std(), id, peer, responder);
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Answer a SIP transaction without holding up the router loop (a TCP peer that reads slowly

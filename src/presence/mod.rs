@@ -79,6 +79,7 @@
 //! | no `entity`, tuple without `id`, duplicate tuple ids | `MissingEntity`, `MissingTupleId`, `DuplicateTupleId` | 400 |
 
 pub mod pidf;
+pub mod subscription;
 pub mod translate;
 mod write;
 

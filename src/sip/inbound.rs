@@ -21,7 +21,14 @@ pub enum SipEvent {
     /// A MESSAGE (RFC 3428).
     Message {
         /// The request's fields.
-        msg: SipMessageIn,
+        msg: Box<SipMessageIn>,
+        /// Answers the transaction.
+        responder: Responder,
+    },
+    /// A SUBSCRIBE or NOTIFY (RFC 6665), in or out of a dialog.
+    Presence {
+        /// The request's fields.
+        req: Box<crate::presence::subscription::SipRequestIn>,
         /// Answers the transaction.
         responder: Responder,
     },
@@ -45,19 +52,56 @@ impl Responder {
     pub async fn respond(self, status: &SipStatus) {
         respond(&self.endpoint, self.request, status).await;
     }
+
+    /// Send the final response with a chosen To tag (a dialog-creating 2xx), a Contact URI and
+    /// extra headers.
+    pub async fn respond_with(
+        self,
+        status: &SipStatus,
+        to_tag: Option<String>,
+        contact: Option<String>,
+        headers: Vec<(Name, String)>,
+    ) {
+        respond_full(
+            &self.endpoint,
+            self.request,
+            status,
+            to_tag,
+            contact,
+            headers,
+        )
+        .await;
+    }
 }
 
-async fn respond(endpoint: &Endpoint, mut request: IncomingRequest, status: &SipStatus) {
+async fn respond(endpoint: &Endpoint, request: IncomingRequest, status: &SipStatus) {
+    respond_full(endpoint, request, status, None, None, Vec::new()).await;
+}
+
+async fn respond_full(
+    endpoint: &Endpoint,
+    mut request: IncomingRequest,
+    status: &SipStatus,
+    to_tag: Option<String>,
+    contact: Option<String>,
+    headers: Vec<(Name, String)>,
+) {
     let code = StatusCode::from(status.code);
     let mut resp =
         endpoint.create_response(&request, code, Some(BytesStr::from(status.reason.clone())));
     if status.code > 100 && request.base_headers.to.tag.is_none() {
         // RFC 3261 §8.2.6.2: a UAS adds a To tag to its responses.
-        let tag = BytesStr::from(random_token());
+        let tag = BytesStr::from(to_tag.unwrap_or_else(random_token));
         let _ = resp
             .msg
             .headers
             .edit(Name::TO, |to: &mut FromTo| to.tag = Some(tag));
+    }
+    if let Some(c) = contact {
+        resp.msg.headers.insert(Name::CONTACT, format!("<{c}>"));
+    }
+    for (n, v) in headers {
+        resp.msg.headers.insert(n, v);
     }
     match status.code {
         503 => resp.msg.headers.insert(Name::RETRY_AFTER, "5"),
@@ -69,6 +113,7 @@ async fn respond(endpoint: &Endpoint, mut request: IncomingRequest, status: &Sip
         resp.msg.headers.insert(Name::ALLOW, super::ALLOW);
         resp.msg.headers.insert(Name::ACCEPT, ACCEPTED_TYPES);
         resp.msg.headers.insert(Name::SUPPORTED, "");
+        resp.msg.headers.insert(Name::ALLOW_EVENTS, "presence");
     }
     trace!(target: "wire::sip", code = status.code, call_id = %request.base_headers.call_id.0, "-> response");
     let result = if request.line.method == Method::INVITE {
@@ -112,6 +157,8 @@ impl Layer for StoxLayer {
     fn init(&mut self, ep: &mut EndpointBuilder) {
         ep.add_allow(Method::MESSAGE);
         ep.add_allow(Method::OPTIONS);
+        ep.add_allow(Method::SUBSCRIBE);
+        ep.add_allow(Method::NOTIFY);
     }
 
     async fn receive(&self, endpoint: &Endpoint, request: MayTake<'_, IncomingRequest>) {
@@ -126,12 +173,34 @@ impl Layer for StoxLayer {
             respond(endpoint, request, &SipStatus::new(200)).await;
             return;
         }
+        if method == Method::SUBSCRIBE || method == Method::NOTIFY {
+            let req = Box::new(super::presence::extract(&request));
+            let responder = Responder {
+                endpoint: endpoint.clone(),
+                request,
+            };
+            if self.closing.load(Ordering::Relaxed) {
+                responder
+                    .respond(&SipStatus::with_reason(503, "Shutting Down"))
+                    .await;
+                return;
+            }
+            if let Err(e) = self.events.try_send(SipEvent::Presence { req, responder }) {
+                let (mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev)) =
+                    e;
+                warn!("router queue full, answering 503");
+                let (SipEvent::Presence { responder, .. } | SipEvent::Message { responder, .. }) =
+                    ev;
+                responder
+                    .respond(&SipStatus::with_reason(503, "Overloaded"))
+                    .await;
+            }
+            return;
+        }
         if method != Method::MESSAGE {
             let known = [
                 Method::INVITE,
                 Method::REGISTER,
-                Method::SUBSCRIBE,
-                Method::NOTIFY,
                 Method::PUBLISH,
                 Method::REFER,
                 Method::INFO,
@@ -155,7 +224,7 @@ impl Layer for StoxLayer {
             .await;
             return;
         }
-        let msg = extract(&request);
+        let msg = Box::new(extract(&request));
         let responder = Responder {
             endpoint: endpoint.clone(),
             request,
@@ -164,7 +233,7 @@ impl Layer for StoxLayer {
             // Back-pressure made explicit: a full router queue is an overload, say so.
             let (mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev)) = e;
             warn!("router queue full, answering 503");
-            let SipEvent::Message { responder, .. } = ev;
+            let (SipEvent::Message { responder, .. } | SipEvent::Presence { responder, .. }) = ev;
             responder
                 .respond(&SipStatus::with_reason(503, "Overloaded"))
                 .await;

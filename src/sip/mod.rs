@@ -5,6 +5,7 @@
 
 pub mod inbound;
 pub mod outbound;
+pub mod presence;
 
 use ezk_sip_types::uri::SipUri;
 
@@ -12,7 +13,7 @@ pub use inbound::{Responder, SipEvent};
 pub use outbound::{SendFailure, SipClient};
 
 /// Methods the gateway handles; sent in `Allow` (RFC 3261 §20.5).
-pub const ALLOW: &str = "MESSAGE, OPTIONS";
+pub const ALLOW: &str = "MESSAGE, OPTIONS, SUBSCRIBE, NOTIFY";
 
 /// Parse a SIP URI with ezk's parser (used by config validation and routing).
 pub fn parse_uri(s: &str) -> Result<SipUri, String> {

@@ -119,6 +119,16 @@ impl SipClient {
         }
     }
 
+    /// The endpoint requests go through.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// `ip:port` (plus transport) of our Contact URIs.
+    pub fn contact_host(&self) -> &str {
+        &self.contact_host
+    }
+
     /// The next hop for a Request-URI host: static route, outbound proxy, or the URI itself.
     pub fn next_hop(&self, host: &str, request_uri: &str) -> String {
         self.routes

@@ -88,6 +88,8 @@ pub struct Opts {
     pub server_secret: String,
     /// Route of `example.net`.
     pub route: Route,
+    /// `presence.state_dir`; `None`: a fresh directory per harness.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Opts {
@@ -101,6 +103,7 @@ impl Default for Opts {
             secret: SECRET.into(),
             server_secret: SECRET.into(),
             route: Route::Uas,
+            state_dir: None,
         }
     }
 }
@@ -160,6 +163,7 @@ impl Harness {
             Route::UasTcp => format!("sip:{};transport=tcp", uas.addr),
             Route::Uri(u) => u.clone(),
         };
+        let state_dir = opts.state_dir.clone().unwrap_or_else(fresh_state_dir);
         let config = format!(
             r#"
 [component]
@@ -184,7 +188,11 @@ sip_domain = "example.net"
 inbound_type = "{inbound}"
 bounce_window_ms = {window}
 max_body_bytes = {max_body}
+
+[presence]
+state_dir = "{state_dir}"
 "#,
+            state_dir = state_dir.display(),
             server = xmpp.addr,
             secret = opts.secret,
             ping = opts.ping_interval_secs,
@@ -273,4 +281,18 @@ pub fn romeo_message(extra: &[(&str, &str)], body: &[u8]) -> sip::SipMsg {
         extra,
         body,
     )
+}
+
+/// A new empty directory for one gateway's state database.
+pub fn fresh_state_dir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "stox-scenario-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("state dir");
+    dir
 }
