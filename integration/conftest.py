@@ -41,7 +41,7 @@ PEERS = Path(os.environ.get("STOX_PEERS") or (ROOT.parent / "shared" / "peers"))
 from topology import (  # noqa: E402
     BOUNCE_WINDOW_MS, C2S_PORT, COMPONENT, COMPONENT_PORT, GW_PORT, KAMAILIO_PORT, RECONNECT_MAX_SECS,
     UAS_404_DOMAIN, UAS_404_PORT, UAS_CODE_DOMAIN, UAS_CODE_PORT, UAS_OK_DOMAIN, UAS_OK_PORT, UAS_TCP_DOMAIN,
-    UAS_TCP_PORT, XMPP_DOMAIN,
+    UAS_TCP_PORT, XMPP_DOMAIN, PJSUA_DOMAIN, PJSUA_PORT,
 )
 
 # kit component -> binaries that must exist
@@ -223,6 +223,7 @@ outbound_proxy = "sip:127.0.0.1:{KAMAILIO_PORT}"
 "{UAS_404_DOMAIN}" = "sip:127.0.0.1:{UAS_404_PORT}"
 "{UAS_CODE_DOMAIN}" = "sip:127.0.0.1:{UAS_CODE_PORT}"
 "{UAS_TCP_DOMAIN}" = "sip:127.0.0.1:{UAS_TCP_PORT};transport=tcp"
+"{PJSUA_DOMAIN}" = "sip:127.0.0.1:{PJSUA_PORT}"
 
 [addresses]
 xmpp_domains = ["{XMPP_DOMAIN}"]
@@ -469,7 +470,7 @@ def pytest_runtest_makereport(item, call):
 
 
 MODULE_ORDER = ["test_component", "test_sip_basics", "test_im_xmpp_to_sip", "test_im_sip_to_xmpp", "test_addresses",
-                "test_burst",
+                "test_presence", "test_burst",
                 "test_robustness", "test_restart"]
 
 

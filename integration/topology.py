@@ -18,3 +18,7 @@ RECONNECT_MAX_SECS = 2          # backoff cap in the test config: reconnect well
 def sip_jid(user: str, domain: str) -> str:
     """JID of a SIP AOR outside the default SIP domain (XEP-0106 escaped '@')."""
     return "%s\\40%s@%s" % (user, domain, COMPONENT)
+PJSUA_PORT = 5093               # pjsua2 presence peer (direct topology: the route below points at it)
+PJSUA_DOMAIN = "pjsua.test"     # static route -> 127.0.0.1:PJSUA_PORT (SUBSCRIBE straight to the UA)
+BARESIP_P1 = (5111, 4461)       # baresip presence peers: SIP port, ctrl_tcp port
+BARESIP_P2 = (5121, 4471)

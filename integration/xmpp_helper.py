@@ -104,6 +104,25 @@ class XmppError(AssertionError):
     pass
 
 
+@dataclass
+class ReceivedPresence:
+    """A <presence/> as received (type None = available)."""
+    frm: str
+    to: str
+    type: Optional[str]
+    show: Optional[str]
+    status: Optional[str]
+    raw: str
+
+    @classmethod
+    def from_xml(cls, el: ET.Element, raw: str) -> "ReceivedPresence":
+        return cls(frm=el.get("from", ""), to=el.get("to", ""), type=el.get("type"),
+                   show=_text(el, "show"), status=_text(el, "status"), raw=raw)
+
+    def short(self) -> str:
+        return "presence from=%s type=%s show=%s status=%r" % (self.frm, self.type, self.show, self.status)
+
+
 class XmppClient:
     """Blocking facade over a slixmpp ClientXMPP running in a private event-loop thread."""
 
@@ -116,6 +135,7 @@ class XmppClient:
         self.host = host
         self.port = port or int(os.environ.get("XMPP_C2S_PORT", "5222"))
         self.messages: list[ReceivedMessage] = []
+        self.presences: list[ReceivedPresence] = []
         self._cond = threading.Condition()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="xmpp-" + jid, daemon=True)
@@ -140,10 +160,22 @@ class XmppClient:
             self.messages.append(rec)
             self._cond.notify_all()
 
+    def _on_presence(self, stanza):
+        raw = str(stanza)
+        rec = ReceivedPresence.from_xml(stanza.xml, raw)
+        with self._cond:
+            self.presences.append(rec)
+            self._cond.notify_all()
+
     async def _connect(self, timeout: float):
         x = slixmpp.ClientXMPP(self.jid, self.password, loop=self._loop)
         self._x = x
+        # The tests decide every subscription answer themselves.
+        x.auto_authorize = None
+        x.auto_subscribe = False
         x.register_handler(Callback("stox-it-all-messages", MatchXPath("{%s}message" % NS_CLIENT), self._on_message))
+        x.register_handler(Callback("stox-it-all-presence", MatchXPath("{%s}presence" % NS_CLIENT),
+                                    self._on_presence))
         started: asyncio.Future = self._loop.create_future()
 
         def on_start(_):
@@ -165,6 +197,9 @@ class XmppClient:
         else:  # slixmpp 1.8
             x.connect((self.host, self.port), force_starttls=False, disable_starttls=True)
         await asyncio.wait_for(started, timeout)
+        # Like a real client: fetch the roster first. Servers send roster pushes and subscription stanzas
+        # (`subscribed`, `unsubscribed`) only to "interested" resources, those that asked for the roster.
+        await asyncio.wait_for(x.get_roster(), timeout)
         # available presence: servers deliver messages to a bare JID only to available resources
         x.send_presence()
 
@@ -231,6 +266,63 @@ class XmppClient:
         inner += extra_xml
         self.send_raw("<message%s>%s</message>" % (attrs, inner))
         return id
+
+    def send_presence(self, to: Optional[str] = None, type: Optional[str] = None, show: Optional[str] = None,
+                      status: Optional[str] = None, priority: Optional[int] = None):
+        """Send one <presence/> (broadcast when `to` is None)."""
+        attrs = ""
+        if to is not None:
+            attrs += " to=%s" % quoteattr(to)
+        if type is not None:
+            attrs += " type=%s" % quoteattr(type)
+        inner = ""
+        if show is not None:
+            inner += "<show>%s</show>" % escape(show)
+        if status is not None:
+            inner += "<status>%s</status>" % escape(status)
+        if priority is not None:
+            inner += "<priority>%d</priority>" % priority
+        self.send_raw("<presence%s>%s</presence>" % (attrs, inner))
+
+    def roster_subscription(self, jid: str) -> str:
+        """The `subscription` of JID in this client's roster as the server pushed it ('none' if absent)."""
+        def get():
+            roster = self._x.client_roster
+            return roster[jid]["subscription"] if jid in roster else "none"
+        return self._call(get)
+
+    def wait_roster(self, jid: str, states, timeout: float = 10, what: str = "") -> str:
+        """Wait until the server's roster push says JID's subscription is one of STATES (RFC 6121 §3: servers
+        may tell the client about an approval by roster push rather than the `subscribed` stanza)."""
+        want = {states} if isinstance(states, str) else set(states)
+        end = time.monotonic() + timeout
+        while True:
+            now = self.roster_subscription(jid)
+            if now in want:
+                return now
+            if time.monotonic() > end:
+                raise XmppError("%s: roster item %s has subscription=%r, expected %s %s"
+                                % (self.jid, jid, now, "/".join(sorted(want)), what))
+            time.sleep(0.1)
+
+    def presence_mark(self) -> int:
+        with self._cond:
+            return len(self.presences)
+
+    def wait_presence(self, pred: Callable[[ReceivedPresence], bool], timeout: float = 10, since: int = 0,
+                      what: str = "presence") -> ReceivedPresence:
+        end = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for p in self.presences[since:]:
+                    if pred(p):
+                        return p
+                left = end - time.monotonic()
+                if left <= 0:
+                    got = "\n  ".join(p.short() for p in self.presences[-12:]) or "(nothing)"
+                    raise XmppError("%s: no %s within %.1fs; last presences:\n  %s"
+                                    % (self.jid, what, timeout, got))
+                self._cond.wait(left)
 
     def wait_message(self, pred: Callable[[ReceivedMessage], bool], timeout: float = 10,
                      what: str = "message") -> ReceivedMessage:

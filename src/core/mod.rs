@@ -149,6 +149,7 @@ impl Router {
                     Some(Event::Xmpp(e)) => self.on_link(e).await,
                     Some(Event::Sip(e)) => self.on_sip(*e).await,
                     Some(Event::PresenceResponse(id, resp)) => {
+                        debug!(id, code = resp.code, "presence request answered");
                         let clock = self.clock();
                         self.presence.handle(clock, presub::Input::Response { id, resp });
                     }
@@ -328,6 +329,12 @@ impl Router {
         let lang = el.attr("xml:lang").map(str::to_owned);
         match xmpp_parsers::presence::Presence::try_from(el.clone()) {
             Ok(p) => {
+                debug!(
+                    kind = ?p.type_,
+                    from = ?p.from.as_ref().map(|j| j.to_string()),
+                    to = ?p.to.as_ref().map(|j| j.to_string()),
+                    "presence <- XMPP"
+                );
                 let clock = self.clock();
                 self.presence.handle(
                     clock,
@@ -368,12 +375,25 @@ impl Router {
         while let Some(out) = self.presence.poll_output() {
             match out {
                 Output::Stanza(p) => {
+                    debug!(
+                        kind = ?p.type_,
+                        from = ?p.from.as_ref().map(|j| j.to_string()),
+                        to = ?p.to.as_ref().map(|j| j.to_string()),
+                        "presence -> XMPP"
+                    );
                     // Waiting on a full link queue is the back-pressure: stanzas keep order.
                     if self.xmpp.send(Element::from(p)).await.is_err() {
                         debug!("presence stanza not sent: XMPP link down");
                     }
                 }
                 Output::Request(r) => {
+                    debug!(
+                        method = r.method.as_str(),
+                        ruri = %r.request_uri,
+                        call_id = %r.call_id,
+                        headers = ?r.headers,
+                        "presence -> SIP"
+                    );
                     let sip = self.sip.clone();
                     let inbox = self.inbox.clone();
                     tokio::spawn(async move {
@@ -382,6 +402,7 @@ impl Router {
                     });
                 }
                 Output::Respond(r) => {
+                    debug!(code = r.status.code, reason = %r.status.reason, "presence response");
                     if let Some(responder) = self.held.remove(&r.tx) {
                         let host = self.sip.contact_host().to_owned();
                         tokio::spawn(async move { responder.respond_presence(r, &host).await });
@@ -400,13 +421,18 @@ impl Router {
         let (msg, responder) = match e {
             SipEvent::Message { msg, responder } => (msg, responder),
             SipEvent::Presence { req, responder } => {
-                if !self.xmpp.is_up() {
+                // A new subscription needs the XMPP user's answer: not now. NOTIFYs and
+                // refreshes of existing dialogs are handled (their stanzas wait for COMP-5's
+                // re-announce when the link is back).
+                let new_subscription = req.method == "SUBSCRIBE" && req.to_tag.is_none();
+                if new_subscription && !self.xmpp.is_up() {
                     respond_later(
                         responder,
                         SipStatus::with_reason(503, "XMPP Service Unavailable"),
                     );
                     return;
                 }
+                debug!(method = %req.method, call_id = %req.call_id, state = ?req.subscription_state, "presence <- SIP");
                 self.next_tx += 1;
                 let tx = self.next_tx;
                 self.held.insert(tx, responder);

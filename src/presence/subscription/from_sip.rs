@@ -118,7 +118,10 @@ impl Engine {
             phase: Phase::Pending,
             closing: (expires == 0).then_some(Closing::Fetch),
             reported: Vec::new(),
+            last_sent: Vec::new(),
             inflight: None,
+            notify_inflight: None,
+            queued: None,
             timer: None,
         };
         let dk = (req.call_id.clone(), tag.clone());
@@ -469,11 +472,17 @@ impl Engine {
         if !gone.is_empty() {
             self.report_gone(auth, &gone);
         }
+        let available: Vec<Presence> = presences
+            .iter()
+            .filter(|p| p.type_ == Type::None)
+            .cloned()
+            .collect();
         for p in presences {
             self.out.push_back(Output::Stanza(p));
         }
         if let Some(d) = self.dialogs.get_mut(dk) {
             d.reported = now;
+            d.last_sent = available;
         }
     }
 
@@ -485,16 +494,19 @@ impl Engine {
         };
         match kind {
             ReqKind::Notify => {
+                let Some(d) = self.dialogs.get_mut(&dk) else {
+                    return;
+                };
+                if d.notify_inflight == Some(id) {
+                    d.notify_inflight = None;
+                }
                 // RFC 6665 §4.2.2: 481, 408 or no answer at all ends the subscription. The
                 // authorization is not touched (PRES-7).
                 let ends = matches!(resp.code, 481 | 408) || resp.code >= 500 && resp.code != 503;
-                if ends
-                    && self
-                        .dialogs
-                        .get(&dk)
-                        .is_some_and(|d| d.role == DialogRole::Notifier)
-                {
+                if ends && d.role == DialogRole::Notifier {
                     self.remove_dialog(&dk);
+                } else if let Some((state, body)) = d.queued.take() {
+                    self.notify(clock, &dk, state, body);
                 }
             }
             ReqKind::Subscribe(asked) => self.on_subscribe_response(clock, dk, id, asked, resp),

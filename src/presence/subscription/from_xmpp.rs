@@ -6,7 +6,7 @@ use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::presence::{Presence, Type};
 
 use super::wire::{OutMethod, OutRequest, SubState};
-use super::{Clock, Closing, Dlg, Engine, Online, Output, Phase, ReqKind, TimerKind};
+use super::{Clock, Closing, Dlg, Engine, NotifyBody, Online, Output, Phase, ReqKind, TimerKind};
 use crate::errmap::{DefinedCondition, XmppError};
 use crate::presence::pidf::to_xml;
 use crate::presence::translate::{xmpp_to_pidf, ResourcePresence};
@@ -407,7 +407,10 @@ impl Engine {
             phase: Phase::Sent,
             closing,
             reported: Vec::new(),
+            last_sent: Vec::new(),
             inflight: None,
+            notify_inflight: None,
+            queued: None,
             timer: None,
         };
         let dk = (call_id, tag);
@@ -500,7 +503,7 @@ impl Engine {
     }
 
     /// The PIDF for what `sx`'s watcher knows of the XMPP user (`None` if nothing is known).
-    pub(super) fn current_pidf(&self, sx: &AuthKey) -> Option<(String, Option<String>)> {
+    pub(super) fn current_pidf(&self, sx: &AuthKey) -> NotifyBody {
         let cache = self
             .xmpp_cache
             .get(&(sx.xmpp_jid.clone(), sx.sip_aor.clone()))?;
@@ -509,12 +512,7 @@ impl Engine {
         Some((to_xml(&doc.doc), doc.content_language))
     }
 
-    pub(super) fn notify_active(
-        &mut self,
-        clock: Clock,
-        dk: &(String, String),
-        body: Option<(String, Option<String>)>,
-    ) {
+    pub(super) fn notify_active(&mut self, clock: Clock, dk: &(String, String), body: NotifyBody) {
         let remaining = self.remaining(clock, dk);
         if let Some(d) = self.dialogs.get_mut(dk) {
             d.phase = Phase::Active;
@@ -544,7 +542,7 @@ impl Engine {
         clock: Clock,
         dk: &(String, String),
         state: SubState,
-        body: Option<(String, Option<String>)>,
+        body: NotifyBody,
     ) {
         let id = self.fresh_req();
         let Some(d) = self.dialogs.get_mut(dk) else {
@@ -552,6 +550,14 @@ impl Engine {
         };
         if d.role != DialogRole::Notifier {
             return;
+        }
+        let terminated = matches!(state, SubState::Terminated { .. });
+        if d.notify_inflight.is_some() && !terminated {
+            d.queued = Some((state, body));
+            return;
+        }
+        if !terminated {
+            d.notify_inflight = Some(id);
         }
         d.local_cseq = d.local_cseq.wrapping_add(1).max(1);
         let mut headers = vec![
@@ -584,7 +590,7 @@ impl Engine {
         };
         self.requests.insert(id, (dk.clone(), ReqKind::Notify));
         self.out.push_back(Output::Request(req));
-        if !matches!(state, SubState::Terminated { .. }) {
+        if !terminated {
             self.persist(clock, dk);
         }
     }

@@ -173,6 +173,9 @@ pub struct Stats {
 
 type DKey = (String, String);
 
+/// A PIDF document and its `Content-Language`, or no body.
+type NotifyBody = Option<(String, Option<String>)>;
+
 /// Why a dialog is on its way out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Closing {
@@ -223,8 +226,17 @@ struct Dlg {
     closing: Option<Closing>,
     /// Subscriber: resources last reported available to the XMPP user.
     reported: Vec<String>,
+    /// Subscriber: the available presences last sent, re-sent when the XMPP link comes back
+    /// (COMP-5), since stanzas sent while it was down are lost.
+    last_sent: Vec<Presence>,
     /// Has a request in flight (subscriber SUBSCRIBE).
     inflight: Option<ReqId>,
+    /// Notifier: the NOTIFY in flight. The next one waits for its response (RFC 6665 §4.2.2:
+    /// NOTIFYs of a dialog must arrive in CSeq order, and a UA answers an overtaken one with 500).
+    notify_inflight: Option<ReqId>,
+    /// Notifier: the newest state waiting for the NOTIFY in flight. Bodies are full state, so
+    /// a newer one replaces an older one.
+    queued: Option<(wire::SubState, NotifyBody)>,
     timer: Option<(Instant, TimerKind)>,
 }
 
@@ -345,7 +357,10 @@ impl Engine {
                 },
                 closing: None,
                 reported: Vec::new(),
+                last_sent: Vec::new(),
                 inflight: None,
+                notify_inflight: None,
+                queued: None,
                 timer: None,
             };
             let role = d.role;
@@ -444,6 +459,16 @@ impl Engine {
     }
 
     fn on_link_up(&mut self) {
+        // COMP-5: the SIP users' presence, as last notified, to their XMPP watchers again.
+        let resend: Vec<Presence> = self
+            .dialogs
+            .values()
+            .filter(|d| {
+                d.role == DialogRole::Subscriber && d.closing.is_none() && d.phase == Phase::Active
+            })
+            .flat_map(|d| d.last_sent.iter().cloned())
+            .collect();
+        self.out.extend(resend.into_iter().map(Output::Stanza));
         // COMP-5: after (re)connecting, learn the current presence of every XMPP user a SIP
         // user is authorized to watch; the answers become NOTIFYs. The probe is authorized
         // (the XMPP user granted the subscription), so the server answers with presence.

@@ -20,6 +20,8 @@ pub(super) struct T {
     pub e: Engine,
     pub clock: Clock,
     pub next_tx: TxId,
+    /// Answer every NOTIFY the engine sends with 200 at once (a well-behaved watcher).
+    pub auto_ok_notify: bool,
 }
 
 pub(super) const JULIET: &str = "juliet@example.com";
@@ -40,6 +42,7 @@ impl T {
                 unix: 1_700_000_000,
             },
             next_tx: 0,
+            auto_ok_notify: true,
         }
     }
 
@@ -50,7 +53,29 @@ impl T {
     }
 
     pub fn drain(&mut self) -> Vec<Output> {
-        std::iter::from_fn(|| self.e.poll_output()).collect()
+        let mut all = Vec::new();
+        loop {
+            let out: Vec<Output> = std::iter::from_fn(|| self.e.poll_output()).collect();
+            if out.is_empty() {
+                return all;
+            }
+            let notifies: Vec<ReqId> = requests(&out)
+                .iter()
+                .filter(|r| r.method == OutMethod::Notify)
+                .map(|r| r.id)
+                .collect();
+            all.extend(out);
+            if !self.auto_ok_notify {
+                return all;
+            }
+            for id in notifies {
+                let resp = SipResponseIn {
+                    code: 200,
+                    ..Default::default()
+                };
+                self.e.handle(self.clock, Input::Response { id, resp });
+            }
+        }
     }
 
     pub fn xmpp(&mut self, t: Type, from: &str, to: &str) -> Vec<Output> {
@@ -679,4 +704,14 @@ fn pres_14_restore_drops_expired_dialogs_and_resubscribes() {
     assert!(stores(&out).contains(&StoreOp::DeleteDialog(DialogKey::new("old", "tag"))));
     let r = &requests(&out)[0];
     assert!(r.initial && r.call_id != "old");
+}
+
+#[test]
+fn comp_5_link_up_re_announces_the_last_sip_presence() {
+    let mut t = T::new();
+    granted(&mut t);
+    t.e.handle(t.clock, Input::LinkUp);
+    let st = stanzas(&t.drain());
+    assert_eq!(types(&st), vec![Type::None]);
+    assert_eq!(st[0].show, Some(Show::Away));
 }

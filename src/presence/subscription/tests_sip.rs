@@ -371,6 +371,7 @@ fn subscribe_refusals_carry_the_right_code_and_headers() {
 fn notify_481_from_the_watcher_ends_the_dialog_but_not_the_authorization() {
     let mut t = T::new();
     approved(&mut t);
+    t.auto_ok_notify = false;
     let out = available(&mut t, "balcony", None, "");
     let n = requests(&out)[0].clone();
     t.respond(
@@ -420,4 +421,36 @@ fn responds_cover_every_transaction() {
     let mut t = T::new();
     let (_, out) = t.sip(subscribe(Some("600")));
     assert_eq!(responds(&out).len(), 1);
+}
+
+#[test]
+fn notifies_of_a_dialog_wait_for_the_previous_response_and_coalesce() {
+    let mut t = T::new();
+    t.auto_ok_notify = false;
+    let (_, out) = t.sip(subscribe(Some("600")));
+    let pending = requests(&out)[0].clone();
+    t.respond(
+        pending.id,
+        SipResponseIn {
+            code: 200,
+            ..Default::default()
+        },
+    );
+    let out = t.xmpp(Type::Subscribed, JULIET, ROMEO_JID);
+    let first = requests(&out)[0].clone();
+    // Three changes while the first NOTIFY is unanswered: nothing goes out yet.
+    assert!(requests(&available(&mut t, "balcony", None, "")).is_empty());
+    assert!(requests(&available(&mut t, "balcony", Some(Show::Away), "")).is_empty());
+    assert!(requests(&available(&mut t, "balcony", Some(Show::Dnd), "")).is_empty());
+    let out = t.respond(
+        first.id,
+        SipResponseIn {
+            code: 200,
+            ..Default::default()
+        },
+    );
+    let next = requests(&out);
+    assert_eq!(next.len(), 1, "only the newest state is sent");
+    assert_eq!(next[0].cseq, first.cseq + 1);
+    assert!(String::from_utf8_lossy(&next[0].body).contains(">dnd<"));
 }
