@@ -163,3 +163,82 @@ fn help_and_version() {
     let out = stox().arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
+
+/// A gateway config whose state directory is `state` (the component server is never reached:
+/// the state database is opened first).
+fn run_config(dir: &std::path::Path, state: &std::path::Path) -> std::path::PathBuf {
+    config(
+        dir,
+        &format!(
+            "[component]\njid = \"sip.example.com\"\nserver = \"127.0.0.1:9\"\nsecret = \"s\"\n\
+             [sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\
+             [addresses]\nxmpp_domains = [\"example.com\"]\nsip_domain = \"example.net\"\n\
+             [presence]\nstate_dir = \"{}\"\n",
+            state.display()
+        ),
+    )
+}
+
+#[test]
+fn pres_14_corrupt_state_database_is_a_clear_startup_error() {
+    let dir = tmpdir("corrupt-db");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("stox.sqlite3"),
+        b"this is not an SQLite file, it is a note\n",
+    )
+    .unwrap();
+    let out = stox()
+        .args(["run", "--config"])
+        .arg(run_config(&dir, &state))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "must not start: {err}");
+    assert!(
+        err.contains("state database") && err.contains("not a usable stox database"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn pres_14_locked_state_database_is_a_clear_startup_error() {
+    let dir = tmpdir("locked-db");
+    let state = dir.join("state");
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state).unwrap();
+    let db = state.join("stox.sqlite3");
+    // Another process holds an exclusive lock (an sqlite3 shell in a transaction).
+    let mut holder = Command::new("sqlite3")
+        .arg(&db)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect(
+            "the sqlite3 shell is needed for this test (apt-get install sqlite3; test.sh does)",
+        );
+    {
+        use std::io::Write;
+        let stdin = holder.stdin.as_mut().unwrap();
+        writeln!(
+            stdin,
+            "CREATE TABLE t(x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1);"
+        )
+        .unwrap();
+        stdin.flush().unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let out = stox()
+        .args(["run", "--config"])
+        .arg(run_config(&dir, &state))
+        .output()
+        .unwrap();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "must not start: {err}");
+    assert!(err.contains("locked"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -89,6 +89,8 @@ pub use translate::{pidf_to_xmpp, xmpp_to_pidf, NotifyContext, ResourcePresence,
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
+mod peer_corpus_tests;
+#[cfg(test)]
 mod pidf_tests;
 #[cfg(test)]
 mod prop_tests;
