@@ -179,7 +179,10 @@ impl Layer for StoxLayer {
                 endpoint: endpoint.clone(),
                 request,
             };
-            if self.closing.load(Ordering::Relaxed) {
+            // While shutting down, no new subscription; requests of existing dialogs are
+            // still answered (a 503 to a NOTIFY would end the subscription on the far side).
+            let new_subscription = method == Method::SUBSCRIBE && req.to_tag.is_none();
+            if new_subscription && self.closing.load(Ordering::Relaxed) {
                 responder
                     .respond(&SipStatus::with_reason(503, "Shutting Down"))
                     .await;

@@ -40,6 +40,8 @@ mod from_xmpp;
 pub mod wire;
 
 #[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_sip;
