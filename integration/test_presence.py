@@ -206,3 +206,43 @@ def test_pres_14_restart_keeps_authorizations_and_dialogs(alice, stox, pjsua_fac
     prompts = [p for p in alice.presences[mark:] if p.type in ("subscribe", "subscribed", "unsubscribed")]
     assert not prompts, "subscription stanzas repeated after the restart:\n%s" % "\n".join(p.raw for p in prompts)
     assert "CSeq out of order" not in b.log_text()
+
+
+def test_pres_11_sip_watcher_denied_by_xmpp_user(alice, pjsua_factory, run_id):
+    """PRES-11: alice denies a pending SIP watcher: pjsua's subscription ends (terminated;reason=rejected)
+    and it never gets her presence."""
+    user = "hal" + run_id
+    hal = pjsua_factory(user, registrar=REGISTRAR, status="online")
+    watcher_jid = "%s@%s" % (user, COMPONENT)
+    mark = alice.presence_mark()
+    hal.buddy("sip:alice@%s" % XMPP_DOMAIN)
+    alice.wait_presence(lambda p: p.frm == watcher_jid and p.type == "subscribe", 20, mark,
+                        what="subscribe from %s" % watcher_jid)
+    since = hal.mark()
+    alice.send_presence(to=watcher_jid, type="unsubscribed")
+    ev = hal.wait_buddy("sip:alice@%s" % XMPP_DOMAIN, sub_state="TERMINATED", timeout=15, since=since)
+    assert ev["status"] in ("unknown", "offline"), "a denied watcher must not see alice online: %r" % ev
+    assert not [e for e in hal.of("buddy_state") if e["status"] == "online"], hal.of("buddy_state")
+
+
+def test_pres_13_sip_watcher_unsubscribes_xmpp_user_sees_unavailable_not_unsubscribe(alice, pjsua_factory, run_id):
+    """PRES-13: the SIP watcher ends its subscription (SUBSCRIBE Expires: 0): alice gets `unavailable` from
+    it, never `unsubscribe`; her roster keeps the authorization."""
+    user = "ivy" + run_id
+    ivy = pjsua_factory(user, registrar=REGISTRAR, status="online")
+    watcher_jid = "%s@%s" % (user, COMPONENT)
+    mark = alice.presence_mark()
+    ivy.buddy("sip:alice@%s" % XMPP_DOMAIN)
+    alice.wait_presence(lambda p: p.frm == watcher_jid and p.type == "subscribe", 20, mark,
+                        what="subscribe from %s" % watcher_jid)
+    alice.send_presence(to=watcher_jid, type="subscribed")
+    ivy.wait_buddy("sip:alice@%s" % XMPP_DOMAIN, status="online", timeout=15)
+    mark = alice.presence_mark()
+    ivy.unbuddy("sip:alice@%s" % XMPP_DOMAIN)
+    alice.wait_presence(lambda p: bare(p.frm) == watcher_jid and p.type == "unavailable", 15, mark,
+                        what="unavailable from %s (PRES-13)" % watcher_jid)
+    time.sleep(1)
+    bad = [p for p in alice.presences[mark:] if bare(p.frm) == watcher_jid and p.type in ("unsubscribe", "unsubscribed")]
+    assert not bad, "PRES-13: no unsubscribe toward XMPP: %s" % [p.raw for p in bad]
+    assert alice.roster_subscription(watcher_jid) in ("from", "both"), \
+        "the authorization survives the end of the SIP dialog"

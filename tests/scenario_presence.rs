@@ -384,7 +384,7 @@ async fn pres_14_restart_resumes_the_dialog_from_the_state_dir() {
 
     // A second gateway on the same state directory refreshes the stored dialog at once.
     let mut o = opts();
-    o.state_dir = Some(state);
+    o.state_dir = Some(state.clone());
     let mut h2 = Harness::start(o).await;
     let (refresh, src) = romeo.request(SOON).await;
     assert_eq!(refresh.method(), Some("SUBSCRIBE"));

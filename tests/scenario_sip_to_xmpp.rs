@@ -187,13 +187,14 @@ async fn rfc3261_options_gets_200_with_allow_message() {
 async fn gen_2_gateway_reports_the_bound_sip_sockets() {
     // `Gateway::sip_addrs` is documented as the bound sockets, "useful when a port was 0".
     let xmpp = support::xmpp::FakeServer::start(SECRET).await;
+    let state = support::fresh_state_dir();
     let text = format!(
         "[component]\njid = \"{COMPONENT}\"\nserver = \"{}\"\nsecret = \"{SECRET}\"\n\
          [sip]\nlisten = [\"udp:127.0.0.1:0\", \"tcp:127.0.0.1:0\"]\n\
          [addresses]\nxmpp_domains = [\"example.com\"]\nsip_domain = \"example.net\"\n\
          [presence]\nstate_dir = \"{}\"\n",
         xmpp.addr,
-        support::fresh_state_dir().display()
+        state.display()
     );
     let cfg = stox::config::Config::parse(&text).unwrap();
     let gw = stox::app::Gateway::start(&cfg)
@@ -201,6 +202,7 @@ async fn gen_2_gateway_reports_the_bound_sip_sockets() {
         .expect("gateway starts");
     let addrs = gw.sip_addrs.clone();
     gw.stop().await;
+    let _ = std::fs::remove_dir_all(state);
     assert_eq!(addrs.len(), 2, "{addrs:?}");
     assert!(
         addrs.iter().all(|a| a.port() != 0),

@@ -139,6 +139,16 @@ pub struct Harness {
     pub uac: UdpPeer,
     /// The configuration text the gateway runs with.
     pub config: String,
+    /// A state directory the harness created (removed on drop; one passed in is kept).
+    own_state_dir: Option<std::path::PathBuf>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(d) = &self.own_state_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
 }
 
 impl Harness {
@@ -163,7 +173,12 @@ impl Harness {
             Route::UasTcp => format!("sip:{};transport=tcp", uas.addr),
             Route::Uri(u) => u.clone(),
         };
-        let state_dir = opts.state_dir.clone().unwrap_or_else(fresh_state_dir);
+        let own_state_dir = opts.state_dir.is_none().then(fresh_state_dir);
+        let state_dir = opts
+            .state_dir
+            .clone()
+            .or_else(|| own_state_dir.clone())
+            .expect("one of them");
         let config = format!(
             r#"
 [component]
@@ -212,6 +227,7 @@ state_dir = "{state_dir}"
             uas_tcp,
             uac,
             config,
+            own_state_dir,
         }
     }
 

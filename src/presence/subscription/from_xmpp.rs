@@ -68,7 +68,12 @@ impl Engine {
             Type::None => {
                 let resource = from.resource().map(|r| r.as_str().to_owned());
                 self.mark_online(&user, resource.clone());
-                if let Some(rp) = ResourcePresence::from_stanza(&p, lang.as_deref()) {
+                // Cached only for a SIP watcher that asked or was granted: directed presence to
+                // arbitrary SIP JIDs must not grow the gateway's memory.
+                let watched = self.auth_state(&sx) != AuthState::None;
+                if let Some(rp) =
+                    ResourcePresence::from_stanza(&p, lang.as_deref()).filter(|_| watched)
+                {
                     let cache = self
                         .xmpp_cache
                         .entry((user.clone(), aor.clone()))
@@ -84,6 +89,8 @@ impl Engine {
             }
             Type::Unavailable => {
                 let resource = from.resource().map(|r| r.as_str().to_owned());
+                // An emptied entry stays: "known to be offline" (a closed PIDF) differs from
+                // "nothing known" (an empty NOTIFY, PRES-12).
                 if let Some(c) = self.xmpp_cache.get_mut(&(user.clone(), aor.clone())) {
                     match &resource {
                         Some(r) => c.retain(|x| &x.resource != r),

@@ -318,6 +318,7 @@ impl Engine {
                 self.set_auth_mem(&a.key, a.state);
             }
         }
+        let mut restored = 0usize;
         for d in dialogs {
             let granted = self.auths.get(&d.auth).copied();
             let remaining = d.expires_at.saturating_sub(clock.unix);
@@ -333,12 +334,9 @@ impl Engine {
                 continue;
             }
             let dk: DKey = (d.key.call_id.clone(), d.key.local_tag.clone());
-            let (local_uri, remote_uri) = match d.role {
-                DialogRole::Subscriber => {
-                    (xmpp_side_uri(&self.map, &d.auth), d.auth.sip_aor.clone())
-                }
-                DialogRole::Notifier => (xmpp_side_uri(&self.map, &d.auth), d.auth.sip_aor.clone()),
-            };
+            // Both roles: our side is the XMPP user's SIP address, the peer the SIP user's.
+            let (local_uri, remote_uri) =
+                (xmpp_side_uri(&self.map, &d.auth), d.auth.sip_aor.clone());
             let dlg = Dlg {
                 role: d.role,
                 auth: d.auth.clone(),
@@ -368,7 +366,14 @@ impl Engine {
             let role = d.role;
             self.insert_dialog(dk.clone(), dlg);
             match role {
-                DialogRole::Subscriber => self.set_timer(&dk, clock.now, TimerKind::Refresh),
+                DialogRole::Subscriber => {
+                    // Refresh at once, but spread (200 per second, within half the remaining
+                    // time): a restart with thousands of dialogs must not burst the SIP side.
+                    let spread = Duration::from_millis(5 * restored as u64)
+                        .min(Duration::from_secs(remaining as u64 / 2));
+                    restored += 1;
+                    self.set_timer(&dk, clock.now + spread, TimerKind::Refresh)
+                }
                 DialogRole::Notifier => {
                     let at = clock.now + Duration::from_secs(remaining as u64);
                     self.set_timer(&dk, at, TimerKind::Expire)

@@ -454,3 +454,29 @@ fn notifies_of_a_dialog_wait_for_the_previous_response_and_coalesce() {
     assert_eq!(next[0].cseq, first.cseq + 1);
     assert!(String::from_utf8_lossy(&next[0].body).contains(">dnd<"));
 }
+
+#[test]
+fn pres_25_directed_presence_to_an_unsubscribed_sip_jid_is_not_cached() {
+    let mut t = T::new();
+    for i in 0..50 {
+        let mut p = Presence::new(Type::None);
+        p.from = Some(Jid::new(&format!("{JULIET}/balcony")).unwrap());
+        p.to = Some(Jid::new(&format!("stranger{i}@sip.example.com")).unwrap());
+        let out = t.xmpp_p(p);
+        assert!(requests(&out).is_empty());
+    }
+    assert!(t.e.xmpp_cache.is_empty());
+}
+
+#[test]
+fn pres_19_last_resource_leaving_sends_a_closed_document() {
+    let mut t = T::new();
+    approved(&mut t);
+    available(&mut t, "balcony", None, "");
+    let mut p = Presence::new(Type::Unavailable);
+    p.from = Some(Jid::new(&format!("{JULIET}/balcony")).unwrap());
+    p.to = Some(Jid::new(ROMEO_JID).unwrap());
+    let out = t.xmpp_p(p);
+    let body = String::from_utf8(requests(&out)[0].body.clone()).unwrap();
+    assert!(body.contains("<basic>closed</basic>"), "{body}");
+}
