@@ -143,6 +143,13 @@ if [ "$WITH_SIP" = 1 ]; then cat <<TXT
   # SIP -> XMPP: the SIP phone bob messages alice@localhost (start the listener first)
   $PY $S/xmpp_client.py alice@localhost alicepass --wait 10 --expect 'hello XMPP' &
   sleep 2; python3 $S/baresip_ctrl.py 4442 'message hello XMPP'
+
+  # Presence, XMPP -> SIP: alice subscribes to bob and sees him online (a RECV <presence from=bob...>)
+  $PY $S/xmpp_client.py alice@localhost alicepass --subscribe bob@sip.localhost --wait 4
+  # Presence, SIP -> XMPP: the phone bob asked for alice's presence when it started; while alice is
+  # logged in (this client approves the request) bob's buddy list shows her Online, then Offline:
+  $PY $S/xmpp_client.py alice@localhost alicepass --wait 8 &
+  sleep 4; python3 $S/baresip_ctrl.py 4442 contacts; sleep 6; python3 $S/baresip_ctrl.py 4442 contacts
 TXT
 else cat <<TXT
   (no SIP side is running: alice gets an error back; use ./quickstart.sh --with-sip for Kamailio + a baresip phone)
