@@ -424,3 +424,41 @@ async fn pres_14_restart_resumes_the_dialog_from_the_state_dir() {
     );
     h2.stop().await;
 }
+
+#[tokio::test]
+async fn pres_15_24_odd_presence_stanzas_get_their_error_or_nothing() {
+    let mut h = Harness::start(opts()).await;
+    for path in corpus("stanzas") {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let xml = std::fs::read_to_string(&path).unwrap();
+        h.xmpp.send(xml.trim());
+        let back = h.xmpp.barrier().await;
+        let expected = ["bad-request", "jid-malformed", "forbidden"]
+            .into_iter()
+            .find(|c| name.starts_with(c));
+        match expected {
+            Some(cond) => {
+                assert_eq!(back.len(), 1, "{name}: {back:?}");
+                let e = &back[0];
+                assert_eq!(e.name(), "presence", "{name}");
+                assert_eq!(e.attr("type"), Some("error"), "{name}");
+                assert!(
+                    e.attr("from")
+                        .is_some_and(|f| f.ends_with("sip.example.com")),
+                    "{name}: from {:?}",
+                    e.attr("from")
+                );
+                let (_, got, _, _) = support::xml::stanza_error(e);
+                assert_eq!(got, cond, "{name}: {}", String::from(e));
+            }
+            None => {
+                assert!(name.starts_with("ignored"), "{name}: unknown expectation");
+                assert!(back.is_empty(), "{name}: nothing comes back: {back:?}");
+            }
+        }
+        // No SIP request for any of them.
+        let sip = h.uas.recv(std::time::Duration::from_millis(50)).await;
+        assert!(sip.is_none(), "{name}: a SIP request went out: {sip:?}");
+    }
+    h.stop().await;
+}
