@@ -2,7 +2,7 @@
 //! the engine's plain shapes, sends the engine's requests and answers its held transactions.
 //! No presence decision is made here.
 
-use super::inbound::{random_token, Responder};
+use super::inbound::Responder;
 use super::outbound::SipClient;
 use crate::presence::subscription::{OutRequest, Respond, SipRequestIn, SipResponseIn};
 use bytesstr::BytesStr;
@@ -256,11 +256,6 @@ impl SipClient {
             retry_after: get(&Name::RETRY_AFTER),
         })
     }
-}
-
-/// A fresh tag (exposed for tests of the adapter).
-pub fn new_tag() -> String {
-    random_token()
 }
 
 #[cfg(test)]

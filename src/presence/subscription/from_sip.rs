@@ -531,6 +531,11 @@ impl Engine {
         let auth = d.auth.clone();
         let code = resp.code;
         if (200..300).contains(&code) {
+            self.failures
+                .remove(&(auth.xmpp_jid.clone(), auth.sip_aor.clone()));
+            let Some(d) = self.dialogs.get_mut(&dk) else {
+                return;
+            };
             if d.remote_tag.is_none() {
                 d.remote_tag = resp.to_tag.clone();
             }
@@ -628,7 +633,11 @@ impl Engine {
         if code == 481 {
             self.resubscribe(clock, &auth);
         } else {
-            self.schedule_resubscribe(&auth, clock.now + retry.unwrap_or(self.settings.retry));
+            let k = (auth.xmpp_jid.clone(), auth.sip_aor.clone());
+            let n = self.failures.entry(k).or_insert(0);
+            let wait = retry.unwrap_or(super::backoff(self.settings.retry, *n));
+            *n = n.saturating_add(1);
+            self.schedule_resubscribe(&auth, clock.now + wait);
         }
     }
 }

@@ -280,6 +280,8 @@ pub struct Engine {
     requests: HashMap<ReqId, (DKey, ReqKind)>,
     timers: BTreeSet<(Instant, TimerRef)>,
     resubscribe_at: HashMap<(String, String), Instant>,
+    /// X->S: consecutive failed SUBSCRIBEs per pair, for the retry backoff.
+    failures: HashMap<(String, String), u32>,
     online: HashMap<String, Online>,
     /// XMPP presence per (XMPP user, SIP watcher AOR): what that watcher was sent (PRES-25).
     xmpp_cache: HashMap<(String, String), Vec<ResourcePresence>>,
@@ -302,6 +304,7 @@ impl Engine {
             requests: HashMap::new(),
             timers: BTreeSet::new(),
             resubscribe_at: HashMap::new(),
+            failures: HashMap::new(),
             online: HashMap::new(),
             xmpp_cache: HashMap::new(),
             out: VecDeque::new(),
@@ -667,6 +670,13 @@ fn xmpp_side_uri(map: &AddressMap, key: &AuthKey) -> String {
         .and_then(|j| map.jid_to_sip(&j).ok())
         .map(|a| a.aor())
         .unwrap_or_else(|| format!("sip:{}", key.xmpp_jid))
+}
+
+/// Wait before the next SUBSCRIBE after `failures` consecutive failures: `base`, doubling,
+/// at most an hour, so an unreachable SIP user costs one request an hour, not one a minute.
+fn backoff(base: Duration, failures: u32) -> Duration {
+    base.saturating_mul(1 << failures.min(6))
+        .min(Duration::from_secs(3600))
 }
 
 /// When to refresh a subscription granted for `secs`: a tenth (at least 5 s, at most half)

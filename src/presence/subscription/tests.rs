@@ -715,3 +715,36 @@ fn comp_5_link_up_re_announces_the_last_sip_presence() {
     assert_eq!(types(&st), vec![Type::None]);
     assert_eq!(st[0].show, Some(Show::Away));
 }
+
+#[test]
+fn pres_8_unreachable_sip_user_is_retried_with_backoff() {
+    let mut t = T::new();
+    let sub = subscribed_request(&mut t);
+    let timeout = || SipResponseIn {
+        code: 408,
+        ..Default::default()
+    };
+    t.respond(sub.id, timeout());
+    // 60 s, then 120 s, then 240 s.
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        let mut waited = 0;
+        let r = loop {
+            waited += 10;
+            let out = t.advance(10);
+            if let Some(r) = requests(&out).first().cloned() {
+                break r;
+            }
+            assert!(waited < 4000, "no retry");
+        };
+        waits.push(waited);
+        t.respond(r.id, timeout());
+    }
+    assert_eq!(waits, vec![60, 120, 240]);
+    let key = AuthKey::new(JULIET, ROMEO, Direction::XmppWatchesSip);
+    assert_eq!(
+        t.e.auth_state(&key),
+        AuthState::Pending,
+        "kept while retrying"
+    );
+}

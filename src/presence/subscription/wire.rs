@@ -177,9 +177,9 @@ pub enum SubState {
 }
 
 impl SubState {
-    /// Parses a header value; `None` if the state is missing or not one of the three (RFC 6665
-    /// §4.1.3 says an unknown value is handled as `active`... but only for extensions; a
-    /// missing or empty value is malformed).
+    /// Parses a header value; `None` if the state is missing or not one of the three. (RFC 6665
+    /// §4.1.3 lets a subscriber treat an unknown state as an extension; presence defines none,
+    /// so the NOTIFY is refused with 400 rather than guessed at.)
     pub fn parse(value: &str) -> Option<SubState> {
         let mut parts = value.split(';');
         let state = parts.next()?.trim().to_ascii_lowercase();
@@ -203,10 +203,6 @@ impl SubState {
                 reason,
                 retry_after,
             }),
-            "" => None,
-            // RFC 6665 §4.1.3: unknown values are treated as "active" only by implementations
-            // that understand them; we do not, and a notification with an unknown state is
-            // malformed for a presence subscription.
             _ => None,
         }
     }
