@@ -462,3 +462,52 @@ async fn pres_15_24_odd_presence_stanzas_get_their_error_or_nothing() {
     }
     h.stop().await;
 }
+
+#[tokio::test]
+async fn comp_6_subscribed_decided_while_the_link_is_down_arrives_after_reconnect() {
+    let mut h = Harness::start(opts()).await;
+    let (sub, _) = juliet_subscribes(&mut h).await;
+    h.xmpp.stop().await;
+    h.logs().wait_for("component link lost", 1, SOON).await;
+    // Romeo's UA grants while the XMPP link is down: the NOTIFY is still answered.
+    let good = std::fs::read(
+        corpus("notify")
+            .into_iter()
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("200"))
+            .unwrap(),
+    )
+    .unwrap();
+    let resp = send_notify(
+        &h,
+        notify(
+            &sub,
+            1,
+            "active;expires=3600",
+            Some("application/pidf+xml"),
+            &good,
+        ),
+    )
+    .await;
+    assert_eq!(resp.code(), Some(200), "{}", resp.start);
+    h.xmpp.restart().await;
+    h.xmpp
+        .wait_for("a new handshake", SOON * 2, |e| {
+            matches!(e, support::xmpp::Ev::HandshakeOk { .. })
+        })
+        .await;
+    // The link hands the router "up" before any stanza of the new stream, so everything sent
+    // on reconnect is ahead of the barrier's pong.
+    let back = h.xmpp.barrier().await;
+    // The decision was held, the availability re-announced (COMP-5).
+    let granted = back
+        .iter()
+        .find(|e| e.attr("type") == Some("subscribed"))
+        .unwrap_or_else(|| panic!("subscribed after reconnect: {back:?}"));
+    assert_eq!(granted.attr("to"), Some("juliet@example.com"));
+    let avail = back
+        .iter()
+        .find(|e| e.name() == "presence" && e.attr("type").is_none())
+        .unwrap_or_else(|| panic!("available presence after reconnect: {back:?}"));
+    assert_eq!(avail.attr("from"), Some("romeo@sip.example.com/phone"));
+    h.stop().await;
+}

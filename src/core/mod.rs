@@ -27,6 +27,7 @@ use tokio_xmpp::minidom::Element;
 use tracing::{debug, info, info_span, warn, Instrument};
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::{Message, MessageType};
+use xmpp_parsers::presence::Type as PresenceType;
 
 /// Router settings.
 #[derive(Debug, Clone)]
@@ -71,7 +72,12 @@ pub struct Router {
     /// The router's own inbox, for responses of requests it started.
     inbox: mpsc::Sender<Event>,
     epoch: (Instant, i64),
+    /// Subscription stanzas produced while the XMPP link was down.
+    presence_outbox: std::collections::VecDeque<xmpp_parsers::presence::Presence>,
 }
+
+/// Most subscription stanzas held for the link.
+const OUTBOX_LIMIT: usize = 10_000;
 
 impl Router {
     /// A router over the two adapters.
@@ -94,6 +100,7 @@ impl Router {
             store_ops,
             inbox,
             epoch: (Instant::now(), unix_now()),
+            presence_outbox: std::collections::VecDeque::new(),
             cfg,
             xmpp,
             sip,
@@ -177,6 +184,18 @@ impl Router {
         match e {
             LinkEvent::Up => {
                 info!("XMPP link up");
+                let held = std::mem::take(&mut self.presence_outbox);
+                if !held.is_empty() {
+                    info!(
+                        count = held.len(),
+                        "sending subscription stanzas held while the link was down"
+                    );
+                }
+                for p in held {
+                    if self.xmpp.send(Element::from(p.clone())).await.is_err() {
+                        self.hold_for_link(p);
+                    }
+                }
                 let clock = self.clock();
                 self.presence.handle(clock, presub::Input::LinkUp);
             }
@@ -370,6 +389,15 @@ impl Router {
         }
     }
 
+    /// Keep a subscription stanza until the link is back (bounded: the oldest goes first).
+    fn hold_for_link(&mut self, p: xmpp_parsers::presence::Presence) {
+        if self.presence_outbox.len() >= OUTBOX_LIMIT {
+            warn!("too many subscription stanzas held for the XMPP link: dropping the oldest");
+            self.presence_outbox.pop_front();
+        }
+        self.presence_outbox.push_back(p);
+    }
+
     /// Carry out what the presence engine decided.
     async fn drain_presence(&mut self) {
         while let Some(out) = self.presence.poll_output() {
@@ -381,9 +409,17 @@ impl Router {
                         to = ?p.to.as_ref().map(|j| j.to_string()),
                         "presence -> XMPP"
                     );
+                    // Subscription stanzas are decisions nothing re-sends: they wait for the link.
+                    // Availability is state, re-announced on reconnect (COMP-5).
+                    let decision =
+                        !matches!(p.type_, PresenceType::None | PresenceType::Unavailable);
                     // Waiting on a full link queue is the back-pressure: stanzas keep order.
-                    if self.xmpp.send(Element::from(p)).await.is_err() {
-                        debug!("presence stanza not sent: XMPP link down");
+                    if self.xmpp.send(Element::from(p.clone())).await.is_err() {
+                        if decision {
+                            self.hold_for_link(p);
+                        } else {
+                            debug!("presence stanza not sent: XMPP link down");
+                        }
                     }
                 }
                 Output::Request(r) => {
