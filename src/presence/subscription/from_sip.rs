@@ -5,12 +5,11 @@ use std::time::Duration;
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::presence::{Presence, Type};
 
-use super::from_xmpp::user_part;
+use super::outgoing::user_part;
 use super::wire::{
-    accepts_pidf, is_pidf, is_presence_event, parse_expires, Respond, SipRequestIn, SipResponseIn,
-    SubState, TxId,
+    accepts_pidf, is_pidf, is_presence_event, parse_expires, Respond, SipRequestIn, SubState, TxId,
 };
-use super::{refresh_after, Clock, Closing, Dlg, Engine, Output, Phase, ReqId, ReqKind, TimerKind};
+use super::{refresh_after, Clock, Closing, Dlg, Engine, Output, Phase, TimerKind};
 use crate::addr::SipAddr;
 use crate::errmap::SipStatus;
 use crate::presence::pidf;
@@ -29,7 +28,7 @@ impl Engine {
         }
     }
 
-    fn respond(&mut self, tx: TxId, status: SipStatus) {
+    pub(super) fn respond(&mut self, tx: TxId, status: SipStatus) {
         let mut r = Respond::status(tx, status);
         match r.status.code {
             489 => r.headers.push(("Allow-Events", "presence".into())),
@@ -41,7 +40,7 @@ impl Engine {
 
     // ---- notifier: SUBSCRIBE from a SIP watcher -------------------------------------------
 
-    fn on_subscribe(&mut self, clock: Clock, tx: TxId, req: &SipRequestIn) {
+    pub(super) fn on_subscribe(&mut self, clock: Clock, tx: TxId, req: &SipRequestIn) {
         if !is_presence_event(req.event.as_deref()) {
             // RFC 6665 §4.2.1.1: unknown or missing package.
             return self.respond(tx, SipStatus::new(489));
@@ -185,18 +184,13 @@ impl Engine {
                     None,
                 );
                 self.set_auth(clock, &sx, AuthState::Pending);
-                self.send_sub_stanza_sx(&sx, Type::Subscribe);
+                self.send_sub_stanza(&sx, Type::Subscribe);
             }
         }
     }
 
-    /// A `subscribe`/`probe` from the SIP user's JID to the XMPP user.
-    fn send_sub_stanza_sx(&mut self, sx: &AuthKey, t: Type) {
-        self.send_sub_stanza(sx, t);
-    }
-
     /// An in-dialog SUBSCRIBE: refresh (PRES-12) or end (PRES-13).
-    fn on_resubscribe(
+    pub(super) fn on_resubscribe(
         &mut self,
         clock: Clock,
         tx: TxId,
@@ -265,7 +259,7 @@ impl Engine {
 
     // ---- subscriber: NOTIFY from the SIP side ------------------------------------------
 
-    fn on_notify(&mut self, clock: Clock, tx: TxId, req: &SipRequestIn) {
+    pub(super) fn on_notify(&mut self, clock: Clock, tx: TxId, req: &SipRequestIn) {
         // RFC 6665 §4.1.3: matched by Call-ID and our tag (To); the notifier's tag is learned
         // here when the NOTIFY overtakes the 2xx.
         let Some(tag) = req.to_tag.clone() else {
@@ -391,7 +385,7 @@ impl Engine {
     }
 
     /// PRES-5 / PRES-8: the notifier ended the dialog.
-    fn on_terminated(
+    pub(super) fn on_terminated(
         &mut self,
         clock: Clock,
         auth: &AuthKey,
@@ -429,7 +423,7 @@ impl Engine {
         }
     }
 
-    fn set_expiry(&mut self, clock: Clock, dk: &(String, String), secs: u32) {
+    pub(super) fn set_expiry(&mut self, clock: Clock, dk: &(String, String), secs: u32) {
         let Some(d) = self.dialogs.get_mut(dk) else {
             return;
         };
@@ -443,7 +437,7 @@ impl Engine {
     /// Send the presences of a NOTIFY to the XMPP user; resources reported before and missing
     /// now become `unavailable` (full state, PRES-20). `None` (no body): state unknown (PRES-3),
     /// so everything reported before is unavailable.
-    fn forward_state(
+    pub(super) fn forward_state(
         &mut self,
         dk: &(String, String),
         presences: Option<Vec<Presence>>,
@@ -483,161 +477,6 @@ impl Engine {
         if let Some(d) = self.dialogs.get_mut(dk) {
             d.reported = now;
             d.last_sent = available;
-        }
-    }
-
-    // ---- responses to our SUBSCRIBE / NOTIFY -------------------------------------------
-
-    pub(super) fn on_response(&mut self, clock: Clock, id: ReqId, resp: SipResponseIn) {
-        let Some((dk, kind)) = self.requests.remove(&id) else {
-            return;
-        };
-        match kind {
-            ReqKind::Notify => {
-                let Some(d) = self.dialogs.get_mut(&dk) else {
-                    return;
-                };
-                if d.notify_inflight == Some(id) {
-                    d.notify_inflight = None;
-                }
-                // RFC 6665 §4.2.2: 481, 408 or no answer at all ends the subscription. The
-                // authorization is not touched (PRES-7).
-                let ends = matches!(resp.code, 481 | 408) || resp.code >= 500 && resp.code != 503;
-                if ends && d.role == DialogRole::Notifier {
-                    self.remove_dialog(&dk);
-                } else if let Some((state, body)) = d.queued.take() {
-                    self.notify(clock, &dk, state, body);
-                }
-            }
-            ReqKind::Subscribe(asked) => self.on_subscribe_response(clock, dk, id, asked, resp),
-        }
-    }
-
-    fn on_subscribe_response(
-        &mut self,
-        clock: Clock,
-        dk: (String, String),
-        id: ReqId,
-        asked: u32,
-        resp: SipResponseIn,
-    ) {
-        let Some(d) = self.dialogs.get_mut(&dk) else {
-            return;
-        };
-        if d.inflight == Some(id) {
-            d.inflight = None;
-        }
-        let closing = d.closing;
-        let auth = d.auth.clone();
-        let code = resp.code;
-        if (200..300).contains(&code) {
-            self.failures
-                .remove(&(auth.xmpp_jid.clone(), auth.sip_aor.clone()));
-            let Some(d) = self.dialogs.get_mut(&dk) else {
-                return;
-            };
-            if d.remote_tag.is_none() {
-                d.remote_tag = resp.to_tag.clone();
-            }
-            if d.phase == Phase::Sent {
-                d.phase = Phase::Pending;
-                // RFC 3261 §12.1.2: the route set is the Record-Route list reversed.
-                d.route_set = resp.record_route.iter().rev().cloned().collect();
-            }
-            if let Some(c) = &resp.contact {
-                d.remote_target = c.clone();
-            }
-            let granted = resp
-                .expires
-                .as_deref()
-                .and_then(parse_expires)
-                .unwrap_or(asked)
-                .min(asked.max(1));
-            match closing {
-                Some(Closing::Unsubscribe) if asked == 0 => {
-                    // PRES-6: tell the XMPP user; the final NOTIFY (or a timer) ends the dialog.
-                    self.send_sub_stanza(&auth, Type::Unsubscribed);
-                    self.set_timer(&dk, clock.now + Duration::from_secs(32), TimerKind::Expire);
-                }
-                Some(Closing::Unsubscribe | Closing::Offline) if asked != 0 => {
-                    // Answered an earlier refresh; now end it.
-                    self.send_subscribe(clock, &dk, 0);
-                }
-                Some(_) => {
-                    self.set_timer(&dk, clock.now + Duration::from_secs(32), TimerKind::Expire);
-                }
-                None => {
-                    self.set_expiry(clock, &dk, granted);
-                    self.persist(clock, &dk);
-                }
-            }
-            return;
-        }
-        // Failures.
-        let reported = d.reported.clone();
-        match code {
-            423 if asked != 0 => {
-                // PRES-5: transient; again with the server's minimum.
-                let min = resp
-                    .min_expires
-                    .as_deref()
-                    .and_then(parse_expires)
-                    .filter(|m| *m > asked)
-                    .unwrap_or(asked.saturating_mul(2).max(60));
-                self.send_subscribe(clock, &dk, min);
-                return;
-            }
-            _ => {}
-        }
-        self.remove_dialog(&dk);
-        if closing == Some(Closing::Fetch) {
-            return;
-        }
-        if let Some(Closing::Unsubscribe) = closing {
-            // Whatever the SIP side said, the XMPP user asked to stop.
-            self.send_sub_stanza(&auth, Type::Unsubscribed);
-            return;
-        }
-        if closing.is_some() {
-            return;
-        }
-        let permanent = matches!(code, 403 | 489 | 603) || matches!(code, 404 | 410 | 604 | 484);
-        if permanent {
-            // PRES-5 (403/489/603) and addresses that do not exist: the authorization ends.
-            let had = self.auth_state(&auth) != AuthState::None;
-            self.set_auth(clock, &auth, AuthState::None);
-            if had {
-                self.report_gone(&auth, &reported);
-                self.send_sub_stanza(&auth, Type::Unsubscribed);
-            }
-            return;
-        }
-        // 481 (dialog gone): a new dialog at once; 408/5xx/other: later. The XMPP user sees
-        // the contact unavailable meanwhile (PRES-8).
-        if !reported.is_empty() || self.auth_state(&auth) == AuthState::Subscribed {
-            self.report_gone(&auth, &reported);
-        }
-        if self.auth_state(&auth) == AuthState::None {
-            return;
-        }
-        let retry = resp
-            .retry_after
-            .as_deref()
-            .and_then(|r| {
-                r.split(|c: char| !c.is_ascii_digit())
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .map(Duration::from_secs);
-        if code == 481 {
-            self.resubscribe(clock, &auth);
-        } else {
-            let k = (auth.xmpp_jid.clone(), auth.sip_aor.clone());
-            let n = self.failures.entry(k).or_insert(0);
-            let wait = retry.unwrap_or(super::backoff(self.settings.retry, *n));
-            *n = n.saturating_add(1);
-            self.schedule_resubscribe(&auth, clock.now + wait);
         }
     }
 }

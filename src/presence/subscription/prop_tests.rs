@@ -2,7 +2,7 @@
 //! exactly one response, and nothing it emits toward XMPP lacks a `from` in the component
 //! domain or a `to` (COMP-3).
 
-use super::tests::{requests, responds, stanzas, T};
+use super::test_support::{requests, responds, stanzas, T};
 use super::wire::*;
 use proptest::prelude::*;
 use xmpp_parsers::presence::Type;
@@ -44,7 +44,7 @@ prop_compose! {
         content_type in prop_oneof![Just(None), Just(Some("application/pidf+xml".to_string())), "[ -~]{0,20}".prop_map(Some)],
         body in prop_oneof![
             Just(Vec::new()),
-            Just(super::tests::PIDF_AWAY.as_bytes().to_vec()),
+            Just(super::test_support::PIDF_AWAY.as_bytes().to_vec()),
             proptest::collection::vec(any::<u8>(), 0..200),
         ],
     ) -> SipRequestIn {

@@ -1,7 +1,7 @@
 //! S->X (the gateway is the notifier for a SIP watcher): PRES-9..13, PRES-15..19, PRES-22,
 //! PRES-24, PRES-25, and malformed SUBSCRIBEs.
 
-use super::tests::{header, requests, responds, stanzas, JULIET, ROMEO, ROMEO_JID, T};
+use super::test_support::{header, requests, responds, stanzas, JULIET, ROMEO, ROMEO_JID, T};
 use super::wire::*;
 use super::*;
 use crate::store::AuthState;
