@@ -134,16 +134,7 @@ impl Engine {
         if expires == 0 {
             // PRES-22: a fetch. Authorized: answer with what we know, or probe first.
             if state != AuthState::Subscribed {
-                self.notify(
-                    clock,
-                    &dk,
-                    SubState::Terminated {
-                        reason: Some("rejected".into()),
-                        retry_after: None,
-                    },
-                    None,
-                );
-                self.remove_dialog(&dk);
+                self.terminate(clock, &dk, "rejected", None);
             } else if self.current_pidf(&sx).is_some() {
                 self.on_dialog_timer(clock, dk, TimerKind::FetchReply);
             } else {
@@ -312,7 +303,9 @@ impl Engine {
                 Err(rej) => return self.respond(tx, rej.sip),
             }
         };
-        let d = self.dialogs.get_mut(&dk).expect("checked above");
+        let Some(d) = self.dialogs.get_mut(&dk) else {
+            return self.respond(tx, SipStatus::new(481));
+        };
         d.remote_cseq = Some(req.cseq);
         if d.remote_tag.is_none() {
             d.remote_tag = req.from_tag.clone();

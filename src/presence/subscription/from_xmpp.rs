@@ -3,7 +3,6 @@
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::presence::{Presence, Type};
 
-use super::wire::SubState;
 use super::{Clock, Closing, Engine, Online, Output, Phase};
 use crate::errmap::{DefinedCondition, XmppError};
 use crate::presence::translate::ResourcePresence;
@@ -119,16 +118,7 @@ impl Engine {
         if self.auth_state(&sx) == AuthState::Pending {
             self.set_auth(clock, &sx, AuthState::None);
             for dk in self.dialogs_of(&sx) {
-                self.notify(
-                    clock,
-                    &dk,
-                    SubState::Terminated {
-                        reason: Some("noresource".into()),
-                        retry_after: None,
-                    },
-                    None,
-                );
-                self.remove_dialog(&dk);
+                self.terminate(clock, &dk, "noresource", None);
             }
         }
     }
@@ -287,16 +277,7 @@ impl Engine {
         }
         self.set_auth(clock, sx, AuthState::None);
         for dk in self.dialogs_of(sx) {
-            self.notify(
-                clock,
-                &dk,
-                SubState::Terminated {
-                    reason: Some("rejected".into()),
-                    retry_after: None,
-                },
-                None,
-            );
-            self.remove_dialog(&dk);
+            self.terminate(clock, &dk, "rejected", None);
         }
         self.xmpp_cache
             .remove(&(sx.xmpp_jid.clone(), sx.sip_aor.clone()));

@@ -110,26 +110,12 @@ impl Engine {
             d.expires_at = clock.now + Duration::from_secs(u64::from(expires) + 32);
             d.expires_unix = clock.unix + i64::from(expires) + 32;
         }
-        let req = OutRequest {
-            id,
-            method: OutMethod::Subscribe,
-            request_uri: d.remote_target.clone(),
-            route_set: d.route_set.clone(),
-            initial: d.remote_tag.is_none(),
-            local_uri: d.local_uri.clone(),
-            local_tag: d.local_tag.clone(),
-            remote_uri: d.remote_uri.clone(),
-            remote_tag: d.remote_tag.clone(),
-            call_id: dk.0.clone(),
-            cseq: d.local_cseq,
-            contact_user: user_part(&d.local_uri),
-            headers: vec![
-                ("Event", "presence".into()),
-                ("Expires", expires.to_string()),
-                ("Accept", "application/pidf+xml".into()),
-            ],
-            body: Vec::new(),
-        };
+        let headers = vec![
+            ("Event", "presence".into()),
+            ("Expires", expires.to_string()),
+            ("Accept", "application/pidf+xml".into()),
+        ];
+        let req = d.request(id, OutMethod::Subscribe, &dk.0, headers, Vec::new());
         self.requests
             .insert(id, (dk.clone(), ReqKind::Subscribe(expires)));
         self.out.push_back(Output::Request(req));
@@ -214,6 +200,23 @@ impl Engine {
         })
     }
 
+    /// End a notifier dialog: a final NOTIFY `terminated;reason=REASON` (with `body`, if any),
+    /// then the dialog is gone.
+    pub(super) fn terminate(
+        &mut self,
+        clock: Clock,
+        dk: &(String, String),
+        reason: &str,
+        body: NotifyBody,
+    ) {
+        let state = SubState::Terminated {
+            reason: Some(reason.into()),
+            retry_after: None,
+        };
+        self.notify(clock, dk, state, body);
+        self.remove_dialog(dk);
+    }
+
     /// Send a NOTIFY in a notifier dialog.
     pub(super) fn notify(
         &mut self,
@@ -250,22 +253,7 @@ impl Engine {
             }
             bytes = xml.into_bytes();
         }
-        let req = OutRequest {
-            id,
-            method: OutMethod::Notify,
-            request_uri: d.remote_target.clone(),
-            route_set: d.route_set.clone(),
-            initial: false,
-            local_uri: d.local_uri.clone(),
-            local_tag: d.local_tag.clone(),
-            remote_uri: d.remote_uri.clone(),
-            remote_tag: d.remote_tag.clone(),
-            call_id: dk.0.clone(),
-            cseq: d.local_cseq,
-            contact_user: user_part(&d.local_uri),
-            headers,
-            body: bytes,
-        };
+        let req = d.request(id, OutMethod::Notify, &dk.0, headers, bytes);
         self.requests.insert(id, (dk.clone(), ReqKind::Notify));
         self.out.push_back(Output::Request(req));
         if !terminated {
@@ -307,16 +295,7 @@ impl Engine {
             }
             (DialogRole::Notifier, TimerKind::FetchReply) => {
                 let body = self.current_pidf(&auth);
-                self.notify(
-                    clock,
-                    &dk,
-                    SubState::Terminated {
-                        reason: Some("timeout".into()),
-                        retry_after: None,
-                    },
-                    body,
-                );
-                self.remove_dialog(&dk);
+                self.terminate(clock, &dk, "timeout", body);
             }
             (DialogRole::Notifier, _) => {
                 // RFC 6665 §4.2.2: the subscription expired; PRES-13 as for Expires 0.
@@ -342,16 +321,7 @@ impl Engine {
         } else {
             None
         };
-        self.notify(
-            clock,
-            dk,
-            SubState::Terminated {
-                reason: Some("timeout".into()),
-                retry_after: None,
-            },
-            body,
-        );
-        self.remove_dialog(dk);
+        self.terminate(clock, dk, "timeout", body);
         if granted {
             self.send_sub_stanza(&auth, Type::Unavailable);
         }
@@ -381,6 +351,37 @@ impl Engine {
             p.from = Some(Jid::from(from));
             p.to = Some(Jid::from(to));
             self.out.push_back(Output::Stanza(p));
+        }
+    }
+}
+
+impl Dlg {
+    /// A request in this dialog with its current CSeq (RFC 3261 §12.2.1.1): to the remote
+    /// target, along the route set; the first request of a dialog (no peer tag yet) is
+    /// `initial`, routed like any new request.
+    fn request(
+        &self,
+        id: super::ReqId,
+        method: OutMethod,
+        call_id: &str,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    ) -> OutRequest {
+        OutRequest {
+            id,
+            method,
+            request_uri: self.remote_target.clone(),
+            route_set: self.route_set.clone(),
+            initial: method == OutMethod::Subscribe && self.remote_tag.is_none(),
+            local_uri: self.local_uri.clone(),
+            local_tag: self.local_tag.clone(),
+            remote_uri: self.remote_uri.clone(),
+            remote_tag: self.remote_tag.clone(),
+            call_id: call_id.to_owned(),
+            cseq: self.local_cseq,
+            contact_user: user_part(&self.local_uri),
+            headers,
+            body,
         }
     }
 }
