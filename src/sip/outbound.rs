@@ -19,6 +19,25 @@ use tracing::{debug, trace};
 /// RFC 3261 §18.1.1: a request within 200 bytes of the 1500-byte path MTU must use TCP.
 pub const UDP_LIMIT: usize = 1300;
 
+/// The Contact URI of a local user: `sip:user@HOST` (`sip:HOST` without a user), with `;gr=`
+/// when given (ADDR-8), user and gr percent-encoded.
+pub fn contact_uri(user: &str, contact_host: &str, gr: Option<&str>) -> String {
+    let mut uri = if user.is_empty() {
+        format!("sip:{contact_host}")
+    } else {
+        format!(
+            "sip:{}@{}",
+            crate::addr::percent::percent_encode_user(user),
+            contact_host
+        )
+    };
+    if let Some(gr) = gr {
+        uri.push_str(";gr=");
+        uri.push_str(&crate::addr::percent::percent_encode_param(gr));
+    }
+    uri
+}
+
 /// Why an outbound MESSAGE did not get a 2xx.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendFailure {
@@ -138,21 +157,49 @@ impl SipClient {
             .unwrap_or_else(|| request_uri.to_string())
     }
 
+    /// Put a request on the wire toward `hop` (TCP when `size` is over the UDP limit and the
+    /// hop names no transport) and return its client transaction. `Err` says why the hop
+    /// could not be reached.
+    pub async fn transmit(
+        &self,
+        request: Request,
+        mut hop: String,
+        size: usize,
+    ) -> Result<ezk_sip_core::transaction::ClientTsx, String> {
+        if size > UDP_LIMIT && !hop.contains("transport=") {
+            hop.push_str(";transport=tcp");
+        }
+        let hop_uri: SipUri = super::parse_uri(&hop)?;
+        let transport = self
+            .endpoint
+            .select_transport(&hop_uri)
+            .await
+            .map_err(|e| format!("{hop}: {e:?}"))?;
+        let mut target = TargetTransportInfo {
+            transport: Some(transport),
+            ..Default::default()
+        };
+        self.endpoint
+            .send_request(request, &mut target)
+            .await
+            .map_err(|e| format!("{hop}: {e:?}"))
+    }
+
+    /// The Contact URI for a local user (see [`contact_uri`]).
+    pub fn contact_uri(&self, user: &str, gr: Option<&str>) -> String {
+        contact_uri(user, &self.contact_host, gr)
+    }
+
     /// Send a MESSAGE; returns once the request is on the wire.
     pub async fn start_message(&self, m: &SipMessageOut) -> Result<PendingSend, SendFailure> {
         let ruri_text = m.request_uri.to_uri();
         let ruri = super::parse_uri(&ruri_text).map_err(SendFailure::Unreachable)?;
         let from = super::parse_uri(&m.from.aor()).map_err(SendFailure::Unreachable)?;
         let to = super::parse_uri(&m.to.aor()).map_err(SendFailure::Unreachable)?;
-        let mut contact_text = format!(
-            "sip:{}@{}",
-            crate::addr::percent::percent_encode_user(m.contact.user.as_deref().unwrap_or("")),
-            self.contact_host
+        let contact_text = self.contact_uri(
+            m.contact.user.as_deref().unwrap_or(""),
+            m.contact.gr.as_deref(),
         );
-        if let Some(gr) = &m.contact.gr {
-            contact_text.push_str(";gr=");
-            contact_text.push_str(&crate::addr::percent::percent_encode_param(gr));
-        }
         let contact = super::parse_uri(&contact_text).map_err(SendFailure::Unreachable)?;
 
         let mut headers = Headers::new();
@@ -195,26 +242,12 @@ impl SipClient {
 
         // Estimate the wire size: body plus headers plus the Via ezk adds.
         let size = m.body.len() + m.subject.as_ref().map_or(0, |s| s.len()) + 600;
-        let mut hop = self.next_hop(&m.request_uri.host, &ruri_text);
-        if size > UDP_LIMIT && !hop.contains("transport=") {
-            hop.push_str(";transport=tcp");
-        }
-        let hop_uri: SipUri = super::parse_uri(&hop).map_err(SendFailure::Unreachable)?;
-        let transport = self
-            .endpoint
-            .select_transport(&hop_uri)
-            .await
-            .map_err(|e| SendFailure::Unreachable(format!("{hop}: {e:?}")))?;
-        let mut target = TargetTransportInfo {
-            transport: Some(transport),
-            ..Default::default()
-        };
+        let hop = self.next_hop(&m.request_uri.host, &ruri_text);
         trace!(target: "wire::sip", ruri = %ruri_text, hop = %hop, "-> MESSAGE");
         let tsx = self
-            .endpoint
-            .send_request(request, &mut target)
+            .transmit(request, hop, size)
             .await
-            .map_err(|e| SendFailure::Unreachable(format!("{hop}: {e:?}")))?;
+            .map_err(SendFailure::Unreachable)?;
         Ok(PendingSend { tsx })
     }
 }

@@ -3,15 +3,14 @@
 //! No presence decision is made here.
 
 use super::inbound::Responder;
-use super::outbound::SipClient;
+use super::outbound::{contact_uri, SipClient};
 use crate::presence::subscription::{OutRequest, Respond, SipRequestIn, SipResponseIn};
 use bytesstr::BytesStr;
-use ezk_sip_core::transport::TargetTransportInfo;
 use ezk_sip_core::{IncomingRequest, Request};
 use ezk_sip_types::header::typed::{CSeq, CallID, Contact, FromTo, MaxForwards};
 use ezk_sip_types::msg::RequestLine;
 use ezk_sip_types::print::AppendCtx;
-use ezk_sip_types::uri::{NameAddr, SipUri};
+use ezk_sip_types::uri::NameAddr;
 use ezk_sip_types::{Headers, Method, Name};
 use tracing::{debug, trace};
 
@@ -118,7 +117,7 @@ impl Responder {
         let contact = r
             .contact_user
             .as_ref()
-            .map(|u| contact_uri(u, contact_host));
+            .map(|u| contact_uri(u, contact_host, None));
         let headers = r
             .headers
             .iter()
@@ -126,18 +125,6 @@ impl Responder {
             .collect();
         self.respond_with(&r.status, r.to_tag, contact, headers)
             .await;
-    }
-}
-
-fn contact_uri(user: &str, contact_host: &str) -> String {
-    if user.is_empty() {
-        format!("sip:{contact_host}")
-    } else {
-        format!(
-            "sip:{}@{}",
-            crate::addr::percent::percent_encode_user(user),
-            contact_host
-        )
     }
 }
 
@@ -168,7 +155,7 @@ impl SipClient {
         let ruri = parse(&r.request_uri)?;
         let from = parse(&r.local_uri)?;
         let to = parse(&r.remote_uri)?;
-        let contact = parse(&contact_uri(&r.contact_user, self.contact_host()))?;
+        let contact = parse(&self.contact_uri(&r.contact_user, None))?;
         let mut headers = Headers::new();
         headers.insert_named(&MaxForwards(70));
         headers.insert_type(
@@ -204,7 +191,7 @@ impl SipClient {
         };
         // RFC 3261 §12.2.1.1: in a dialog, the first Route (loose routing) or the remote
         // target; a new dialog follows the configured routing like a MESSAGE.
-        let mut hop = match r.route_set.first() {
+        let hop = match r.route_set.first() {
             Some(route) => uri_of(route).unwrap_or_default(),
             None if r.initial => {
                 let host = crate::addr::SipAddr::parse(&r.request_uri)
@@ -214,29 +201,12 @@ impl SipClient {
             }
             None => r.request_uri.clone(),
         };
-        if r.body.len() + 700 > super::outbound::UDP_LIMIT && !hop.contains("transport=") {
-            hop.push_str(";transport=tcp");
-        }
-        let hop_uri: SipUri = parse(&hop)?;
-        let transport = self
-            .endpoint()
-            .select_transport(&hop_uri)
-            .await
-            .map_err(|e| {
-                debug!(hop, error = ?e, "presence next hop unreachable");
-                503u16
-            })?;
-        let mut target = TargetTransportInfo {
-            transport: Some(transport),
-            ..Default::default()
-        };
         trace!(target: "wire::sip", method = %method, ruri = %r.request_uri, hop = %hop, call_id = %r.call_id, "-> request");
         let mut tsx = self
-            .endpoint()
-            .send_request(request, &mut target)
+            .transmit(request, hop, r.body.len() + 700)
             .await
             .map_err(|e| {
-                debug!(hop, error = ?e, "presence request not sent");
+                debug!(error = e, "presence request not sent");
                 503u16
             })?;
         let resp = tsx.receive_final().await.map_err(|_| 408u16)?;
