@@ -18,6 +18,7 @@
 
 pub mod addr;
 pub mod app;
+pub mod chat;
 pub mod config;
 pub mod core;
 pub mod errmap;

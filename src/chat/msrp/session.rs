@@ -1,0 +1,550 @@
+//! One MSRP session as a sans-IO machine (RFC 4975 §5, §7): it turns frames read from the
+//! connection into events and outgoing messages into frames, and keeps the transaction
+//! and report bookkeeping. No sockets, no clock: `now` is handed in.
+//!
+//! - Outgoing messages are chunked at `chunk_size` (§7.1.1: SENDs over 2048 bytes must be
+//!   interruptible; small chunks keep them so), each with a fresh Message-ID.
+//! - Every SEND asks for a transaction response (`Failure-Report: yes`): a failure then
+//!   becomes an XMPP error for the sender instead of a silent loss. RFC 7573 §7 suggests
+//!   `no` only because XEP-0184 has no failure receipt; the gateway has a better carrier,
+//!   the error stanza of RFC 7247 §7.2.
+//! - Incoming SENDs are checked (§7.3: To-Path is this session, 481 otherwise), reassembled
+//!   with limits (413, CHAT-22) and answered per their Failure-Report (§7.2).
+
+use super::chunk::{self, Budget, Chunk, Outcome, Reassembler};
+use super::frame::{is_ident, ByteRange, Flag, Frame, StartLine};
+use super::uri::{path_string, random_chars, MsrpUri};
+use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Session tunables.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest message accepted (advertised as `a=max-size`).
+    pub max_message: usize,
+    /// Bytes of partial messages held for one session.
+    pub max_held: usize,
+    /// Outgoing chunk size.
+    pub chunk_size: usize,
+    /// Transaction timeout (RFC 4975 §7.1.1 suggests 30 s).
+    pub tx_timeout: Duration,
+    /// Content types accepted in SEND (top-level; `*` allowed as in `a=accept-types`).
+    pub accept_types: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_message: 65_536,
+            max_held: 1 << 20,
+            chunk_size: 2048,
+            tx_timeout: Duration::from_secs(30),
+            accept_types: vec![
+                "text/plain".into(),
+                "message/cpim".into(),
+                "application/im-iscomposing+xml".into(),
+            ],
+        }
+    }
+}
+
+/// A complete message from the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Message-ID.
+    pub message_id: String,
+    /// Transaction id of its first chunk (CHAT-7 uses it as the XMPP id).
+    pub tid: String,
+    /// Content-Type (parameters included).
+    pub content_type: String,
+    /// The bytes.
+    pub body: Vec<u8>,
+    /// The sender asked for a success report (CHAT-18).
+    pub success_report: bool,
+}
+
+/// What the session tells its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A message arrived.
+    Message(Received),
+    /// Every chunk of the message with this token got a 200 from the next hop.
+    Sent(u64),
+    /// The message failed (transaction response, REPORT or timeout).
+    Failed {
+        /// The caller's token.
+        token: u64,
+        /// MSRP status code (408 for a timeout).
+        code: u16,
+    },
+    /// A success REPORT for a message that asked for one (CHAT-17).
+    Delivered(u64),
+}
+
+/// An output of the machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Bytes to write on the connection.
+    Write(Bytes),
+    /// An event for the driver.
+    Event(Event),
+}
+
+#[derive(Debug)]
+struct PendingTx {
+    token: u64,
+    deadline: Instant,
+}
+
+#[derive(Debug)]
+struct OutMessage {
+    token: u64,
+    chunks_open: usize,
+    failed: bool,
+    wants_report: bool,
+    sent_at: Instant,
+}
+
+/// How long a sent message waits for its REPORT before it is forgotten.
+const REPORT_WAIT: Duration = Duration::from_secs(600);
+/// Received messages remembered for a later REPORT (CHAT-18).
+const REPORTABLE: usize = 256;
+/// Refused Message-IDs remembered so their later chunks get 413 too.
+const REFUSED: usize = 64;
+
+/// One MSRP session.
+#[derive(Debug)]
+pub struct Session {
+    local: MsrpUri,
+    to_path: Vec<MsrpUri>,
+    settings: Settings,
+    reasm: Reassembler,
+    pending: HashMap<String, (String, PendingTx)>,
+    messages: HashMap<String, OutMessage>,
+    /// Received message -> (From-Path, size) for the REPORT the XMPP receipt triggers.
+    reportable: VecDeque<(String, String, usize)>,
+    refused: VecDeque<String>,
+    /// First tid of each partial incoming message (for CHAT-7's id).
+    first_tid: HashMap<String, (String, bool)>,
+    out: VecDeque<Output>,
+}
+
+impl Session {
+    /// A session whose own URI is `local`; SENDs go along `to_path` (relays first, then the
+    /// peer's `a=path`).
+    pub fn new(local: MsrpUri, to_path: Vec<MsrpUri>, settings: Settings, budget: Budget) -> Self {
+        let reasm = Reassembler::new(settings.max_message, settings.max_held, budget);
+        Session {
+            local,
+            to_path,
+            settings,
+            reasm,
+            pending: HashMap::new(),
+            messages: HashMap::new(),
+            reportable: VecDeque::new(),
+            refused: VecDeque::new(),
+            first_tid: HashMap::new(),
+            out: VecDeque::new(),
+        }
+    }
+
+    /// This session's URI.
+    pub fn local(&self) -> &MsrpUri {
+        &self.local
+    }
+
+    /// Bytes held in partial incoming messages.
+    pub fn held(&self) -> usize {
+        self.reasm.held()
+    }
+
+    /// Messages still waiting for a response or report.
+    pub fn outstanding(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// The next output.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] should run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let tx = self.pending.values().map(|(_, p)| p.deadline).min();
+        let rep = self
+            .messages
+            .values()
+            .filter(|m| m.chunks_open == 0)
+            .map(|m| m.sent_at + REPORT_WAIT)
+            .min();
+        tx.into_iter().chain(rep).min()
+    }
+
+    /// Expire transactions (408, RFC 4975 §7.1.1) and forget old report waits.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, (_, p))| p.deadline <= now)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for tid in expired {
+            if let Some((mid, _)) = self.pending.remove(&tid) {
+                self.fail(&mid, 408);
+            }
+        }
+        self.messages
+            .retain(|_, m| m.chunks_open > 0 || m.failed || m.sent_at + REPORT_WAIT > now);
+    }
+
+    /// An empty SEND, as the active side sends first to bind the connection (§5.4).
+    pub fn send_bodiless(&mut self, now: Instant) {
+        let tid = random_chars(12);
+        let mid = random_chars(16);
+        let f = Frame::request(tid.clone(), "SEND")
+            .with("To-Path", path_string(&self.to_path))
+            .with("From-Path", self.local.to_string())
+            .with("Message-ID", mid.clone())
+            .with("Byte-Range", "1-0/0");
+        self.pending.insert(
+            tid,
+            (
+                mid,
+                PendingTx {
+                    token: u64::MAX,
+                    deadline: now + self.settings.tx_timeout,
+                },
+            ),
+        );
+        self.write(&f);
+    }
+
+    /// Queue a message; `token` comes back in its events. Returns its Message-ID.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        token: u64,
+        content_type: &str,
+        body: &[u8],
+        success_report: bool,
+    ) -> String {
+        let mid = random_chars(16);
+        let total = body.len();
+        let ranges = chunk::ranges(total, self.settings.chunk_size);
+        self.messages.insert(
+            mid.clone(),
+            OutMessage {
+                token,
+                chunks_open: ranges.len(),
+                failed: false,
+                wants_report: success_report,
+                sent_at: now,
+            },
+        );
+        let to_path = path_string(&self.to_path);
+        let from_path = self.local.to_string();
+        let n = ranges.len();
+        for (i, (s, e)) in ranges.into_iter().enumerate() {
+            let tid = random_chars(12);
+            let mut f = Frame::request(tid.clone(), "SEND")
+                .with("To-Path", to_path.clone())
+                .with("From-Path", from_path.clone())
+                .with("Message-ID", mid.clone())
+                .with("Success-Report", if success_report { "yes" } else { "no" })
+                .with("Failure-Report", "yes")
+                .with("Byte-Range", format!("{s}-{e}/{total}"));
+            if i == 0 {
+                f = f.with("Content-Type", content_type.to_string());
+            }
+            f.body = Some(Bytes::copy_from_slice(&body[s - 1..e.max(s - 1)]));
+            f.flag = if i + 1 == n { Flag::End } else { Flag::More };
+            self.pending.insert(
+                tid,
+                (
+                    mid.clone(),
+                    PendingTx {
+                        token,
+                        deadline: now + self.settings.tx_timeout,
+                    },
+                ),
+            );
+            self.write(&f);
+        }
+        mid
+    }
+
+    /// Send the success REPORT for a received message whose XMPP receipt came back
+    /// (CHAT-18). `false` when the message is unknown or asked for no report.
+    pub fn report_delivered(&mut self, message_id: &str) -> bool {
+        let Some(pos) = self.reportable.iter().position(|(m, _, _)| m == message_id) else {
+            return false;
+        };
+        let (mid, from_path, size) = self.reportable.remove(pos).expect("found");
+        let f = Frame::request(random_chars(12), "REPORT")
+            .with("To-Path", from_path)
+            .with("From-Path", self.local.to_string())
+            .with("Message-ID", mid)
+            .with("Byte-Range", format!("1-{size}/{size}"))
+            .with("Status", "000 200 OK");
+        self.write(&f);
+        true
+    }
+
+    /// A frame read from the connection.
+    pub fn handle_frame(&mut self, now: Instant, f: Frame) {
+        match f.start.clone() {
+            StartLine::Response(code, _) => self.on_response(&f.tid, code),
+            StartLine::Request(m) if m == "SEND" => self.on_send(now, f),
+            StartLine::Request(m) if m == "REPORT" => self.on_report(&f),
+            StartLine::Request(_) => {
+                // §12: an unknown method gets 501.
+                self.respond(&f, 501, "Not Implemented");
+            }
+        }
+    }
+
+    fn on_response(&mut self, tid: &str, code: u16) {
+        let Some((mid, p)) = self.pending.remove(tid) else {
+            return;
+        };
+        if p.token == u64::MAX {
+            return; // the bodiless SEND
+        }
+        if code == 200 {
+            let Some(m) = self.messages.get_mut(&mid) else {
+                return;
+            };
+            m.chunks_open = m.chunks_open.saturating_sub(1);
+            if m.chunks_open == 0 && !m.failed {
+                let token = m.token;
+                if !m.wants_report {
+                    self.messages.remove(&mid);
+                }
+                self.out.push_back(Output::Event(Event::Sent(token)));
+            }
+        } else {
+            self.fail(&mid, code);
+        }
+    }
+
+    fn fail(&mut self, mid: &str, code: u16) {
+        if let Some(m) = self.messages.get_mut(mid) {
+            if !m.failed {
+                m.failed = true;
+                let token = m.token;
+                self.out
+                    .push_back(Output::Event(Event::Failed { token, code }));
+            }
+        }
+        // The other chunks' transactions need no separate failure.
+        self.pending.retain(|_, (m, _)| m != mid);
+        self.messages.remove(mid);
+    }
+
+    fn on_report(&mut self, f: &Frame) {
+        // REPORTs never get a response (§7.1.2).
+        let Some(mid) = f.header("Message-ID") else {
+            return;
+        };
+        let code = f
+            .header("Status")
+            .and_then(|s| s.split_ascii_whitespace().nth(1))
+            .and_then(|c| c.parse::<u16>().ok());
+        let Some(m) = self.messages.get(mid) else {
+            return;
+        };
+        let token = m.token;
+        match code {
+            Some(200) => {
+                let whole = f
+                    .header("Byte-Range")
+                    .and_then(ByteRange::parse)
+                    .map_or(true, |r| r.start == 1 && r.end.is_some() && r.end == r.total);
+                if whole && m.wants_report {
+                    self.messages.remove(mid);
+                    self.out.push_back(Output::Event(Event::Delivered(token)));
+                }
+            }
+            Some(c) => {
+                let mid = mid.to_string();
+                self.fail(&mid, c);
+            }
+            None => {}
+        }
+    }
+
+    fn on_send(&mut self, now: Instant, f: Frame) {
+        let _ = now;
+        let to_ok = f
+            .header("To-Path")
+            .and_then(MsrpUri::parse_path)
+            .is_some_and(|p| p.len() == 1 && p[0].same(&self.local));
+        if !to_ok {
+            self.respond(&f, 481, "No Such Session");
+            return;
+        }
+        let Some(mid) = f
+            .header("Message-ID")
+            .filter(|m| is_ident(m))
+            .map(str::to_string)
+        else {
+            self.respond(&f, 400, "Bad Message-ID");
+            return;
+        };
+        let Some(from_path) = f
+            .header("From-Path")
+            .filter(|p| MsrpUri::parse_path(p).is_some())
+        else {
+            self.respond(&f, 400, "Bad From-Path");
+            return;
+        };
+        let from_path = from_path.to_string();
+        let body = f.body.clone().unwrap_or_default();
+        let range = match f.header("Byte-Range") {
+            Some(v) => match ByteRange::parse(v) {
+                Some(r) => r,
+                None => {
+                    self.respond(&f, 400, "Bad Byte-Range");
+                    return;
+                }
+            },
+            None => ByteRange {
+                start: 1,
+                end: Some(body.len() as u64),
+                total: Some(body.len() as u64),
+            },
+        };
+        if self.refused.contains(&mid) || f.oversized {
+            self.refuse(&f, &mid);
+            return;
+        }
+        let content_type = f.header("Content-Type");
+        if f.body.is_none() || (body.is_empty() && range.start == 1 && f.flag == Flag::End) {
+            // A bodiless SEND (§7.1.1): it only binds the connection.
+            self.respond(&f, 200, "OK");
+            return;
+        }
+        if range.start == 1 {
+            let acceptable = content_type.is_some_and(|ct| self.acceptable(ct));
+            if !acceptable {
+                self.respond(&f, 415, "Unsupported Media Type");
+                return;
+            }
+            self.first_tid.insert(
+                mid.clone(),
+                (
+                    f.tid.clone(),
+                    f.header("Success-Report")
+                        .is_some_and(|v| v.eq_ignore_ascii_case("yes")),
+                ),
+            );
+        }
+        let outcome = self.reasm.add(&Chunk {
+            message_id: &mid,
+            range,
+            content_type,
+            data: &body,
+            last: f.flag == Flag::End,
+            aborted: f.flag == Flag::Abort,
+        });
+        match outcome {
+            Outcome::TooLarge | Outcome::NoRoom => {
+                self.first_tid.remove(&mid);
+                self.refuse(&f, &mid);
+            }
+            Outcome::BadRange => {
+                self.first_tid.remove(&mid);
+                self.respond(&f, 400, "Bad Byte-Range");
+            }
+            Outcome::Aborted => {
+                self.first_tid.remove(&mid);
+                self.respond(&f, 200, "OK");
+            }
+            Outcome::Partial => self.respond(&f, 200, "OK"),
+            Outcome::Complete { content_type, body } => {
+                self.respond(&f, 200, "OK");
+                let (tid, success_report) = self
+                    .first_tid
+                    .remove(&mid)
+                    .unwrap_or_else(|| (f.tid.clone(), false));
+                if success_report {
+                    if self.reportable.len() >= REPORTABLE {
+                        self.reportable.pop_front();
+                    }
+                    self.reportable
+                        .push_back((mid.clone(), from_path, body.len()));
+                }
+                if self.first_tid.len() > REPORTABLE {
+                    // Partial messages that never finished: forget their ids.
+                    self.first_tid.clear();
+                }
+                self.out.push_back(Output::Event(Event::Message(Received {
+                    message_id: mid,
+                    tid,
+                    content_type: content_type.unwrap_or_default(),
+                    body,
+                    success_report,
+                })));
+            }
+        }
+    }
+
+    fn refuse(&mut self, f: &Frame, mid: &str) {
+        if !self.refused.iter().any(|m| m == mid) {
+            if self.refused.len() >= REFUSED {
+                self.refused.pop_front();
+            }
+            self.refused.push_back(mid.to_string());
+        }
+        self.reasm.drop_message(mid);
+        // 413 is due even when Failure-Report is "partial" (it is an error).
+        self.respond(f, 413, "Message Too Large");
+    }
+
+    fn acceptable(&self, ct: &str) -> bool {
+        let t = ct.split(';').next().unwrap_or("").trim();
+        self.settings.accept_types.iter().any(|a| {
+            a == "*"
+                || a.eq_ignore_ascii_case(t)
+                || a.strip_suffix("/*").is_some_and(|p| {
+                    t.split('/')
+                        .next()
+                        .is_some_and(|tp| tp.eq_ignore_ascii_case(p))
+                })
+        })
+    }
+
+    /// A transaction response, if the request's Failure-Report asks for one (§7.2).
+    fn respond(&mut self, req: &Frame, code: u16, comment: &str) {
+        let fr = req
+            .header("Failure-Report")
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_else(|| "yes".into());
+        let due = match fr.as_str() {
+            "no" => false,
+            "partial" => code != 200,
+            _ => true,
+        };
+        if !due || req.method() == Some("REPORT") {
+            return;
+        }
+        // §7.2: a SEND's response goes to the previous hop only.
+        let Some(prev) = req
+            .header("From-Path")
+            .and_then(|p| p.split_ascii_whitespace().next())
+            .filter(|u| MsrpUri::parse(u).is_some())
+            .map(str::to_string)
+        else {
+            return;
+        };
+        let f = Frame::response(req.tid.clone(), code, Some(comment))
+            .with("To-Path", prev)
+            .with("From-Path", self.local.to_string());
+        self.write(&f);
+    }
+
+    fn write(&mut self, f: &Frame) {
+        self.out.push_back(Output::Write(Bytes::from(f.to_bytes())));
+    }
+}
