@@ -115,15 +115,16 @@ pub fn xmpp_to_sip(
     )
 }
 
-fn build(
-    msg: &Message,
-    map: &AddressMap,
-    limits: Limits,
+/// The SIP addresses of an XMPP message from `from` to the SIP user `to` (RFC 7572 §4 Table
+/// 1, ADDR-7, GEN-5): Request-URI (with `gr` from a GRUU-derived resource), the sender's
+/// AOR, the sender's Contact (resource as `gr`) and the recipient's AOR. Shared by page
+/// mode and MSRP sessions (CHAT-1).
+pub fn xmpp_addresses(
     from: &Jid,
     to: &Jid,
+    map: &AddressMap,
     target: Target,
-    body: Option<(Lang, &str)>,
-) -> Result<XmppOutcome, Rejection> {
+) -> Result<(SipAddr, SipAddr, SipAddr, SipAddr), Rejection> {
     if !map.is_component_jid(to) {
         return Err(Rejection::from_xmpp(
             DefinedCondition::ItemNotFound,
@@ -168,6 +169,19 @@ fn build(
     sender.port = None;
     let mut to_aor = request_uri.clone();
     to_aor.gr = None;
+    Ok((request_uri, sender, contact, to_aor))
+}
+
+fn build(
+    msg: &Message,
+    map: &AddressMap,
+    limits: Limits,
+    from: &Jid,
+    to: &Jid,
+    target: Target,
+    body: Option<(Lang, &str)>,
+) -> Result<XmppOutcome, Rejection> {
+    let (request_uri, sender, contact, to_aor) = xmpp_addresses(from, to, map, target)?;
     let (body_lang, body_text) = match body {
         Some((l, b)) => (Some(l), b.to_string()),
         None => (None, String::new()),
@@ -253,6 +267,39 @@ pub fn sip_to_xmpp(
     id: &str,
     inbound: InboundType,
 ) -> Result<Message, Rejection> {
+    let (to, from) = sip_addresses(m, map)?;
+    let text = body_text(m)?;
+    let lang = m
+        .content_language
+        .as_deref()
+        .and_then(|l| l.split(',').next())
+        .and_then(language_tag)
+        .map(Lang)
+        .unwrap_or_default();
+    let msg_type = match inbound {
+        InboundType::Chat => MessageType::Chat,
+        InboundType::Normal => MessageType::Normal,
+    };
+    let mut msg = Message::new_with_type(msg_type, Some(to));
+    msg.from = Some(from);
+    msg.id = Some(Id(id.to_string()));
+    if !m.call_id.is_empty() {
+        msg.thread = Some(Thread {
+            parent: None,
+            id: xml_safe(&m.call_id),
+        });
+    }
+    if let Some(s) = m.subject.as_deref().map(xml_safe).filter(|s| !s.is_empty()) {
+        msg.subjects.insert(lang.clone(), s);
+    }
+    msg.bodies.insert(lang, text);
+    Ok(msg)
+}
+
+/// The XMPP addresses of a SIP request (RFC 7572 §5 Table 2, ADDR-7, GEN-4, GEN-5): the
+/// XMPP user it is for and the SIP sender's JID (GRUU from From or Contact as resource).
+/// Only the request's address fields of `m` are read, so INVITEs use it too (CHAT-8).
+pub fn sip_addresses(m: &SipMessageIn, map: &AddressMap) -> Result<(Jid, Jid), Rejection> {
     let ruri = SipAddr::parse(&m.request_uri).map_err(|e| uri_rejection(&e, "Request-URI"))?;
     let to_hdr = SipAddr::parse(&m.to).ok();
     if ruri.scheme == Scheme::Sips || to_hdr.as_ref().is_some_and(|t| t.scheme == Scheme::Sips) {
@@ -292,32 +339,7 @@ pub fn sip_to_xmpp(
             "Forbidden (From is an XMPP address served by this gateway)",
         ));
     }
-    let text = body_text(m)?;
-    let lang = m
-        .content_language
-        .as_deref()
-        .and_then(|l| l.split(',').next())
-        .and_then(language_tag)
-        .map(Lang)
-        .unwrap_or_default();
-    let msg_type = match inbound {
-        InboundType::Chat => MessageType::Chat,
-        InboundType::Normal => MessageType::Normal,
-    };
-    let mut msg = Message::new_with_type(msg_type, Some(to));
-    msg.from = Some(from);
-    msg.id = Some(Id(id.to_string()));
-    if !m.call_id.is_empty() {
-        msg.thread = Some(Thread {
-            parent: None,
-            id: xml_safe(&m.call_id),
-        });
-    }
-    if let Some(s) = m.subject.as_deref().map(xml_safe).filter(|s| !s.is_empty()) {
-        msg.subjects.insert(lang.clone(), s);
-    }
-    msg.bodies.insert(lang, text);
-    Ok(msg)
+    Ok((to, from))
 }
 
 /// The wire element of a translated message: the language the body carries is also put on

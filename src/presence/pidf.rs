@@ -343,6 +343,19 @@ pub fn parse(body: &[u8]) -> Result<PresenceDoc, PidfError> {
     read_document(&root)
 }
 
+/// The bounded XML reader behind [`parse`], for other small SIP XML bodies (isComposing,
+/// IMDN): size, depth, element and attribute limits, prolog and comment handling as above.
+pub fn read_xml(body: &[u8]) -> Result<Element, PidfError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(PidfError::TooLarge {
+            size: body.len(),
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    let text = std::str::from_utf8(body).map_err(|_| PidfError::NotUtf8)?;
+    read_tree(strip_trailing_comments(strip_prolog(text)?))
+}
+
 /// Drops the BOM, leading whitespace and the XML declaration after checking its encoding.
 fn strip_prolog(text: &str) -> Result<&str, PidfError> {
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text).trim_start();

@@ -4,6 +4,7 @@
 //! (NAPTR/SRV/A, done by ezk) on the Request-URI (GEN-1, GEN-2).
 
 pub mod inbound;
+pub mod invite;
 pub mod outbound;
 pub mod presence;
 

@@ -31,6 +31,9 @@ pub struct Settings {
     pub tx_timeout: Duration,
     /// Content types accepted in SEND (top-level; `*` allowed as in `a=accept-types`).
     pub accept_types: Vec<String>,
+    /// Checks a complete message before its last chunk is answered; `Err(code)` answers
+    /// that code instead of 200 and drops the message (a bad body is refused, not lost).
+    pub validate: Option<fn(&str, &[u8]) -> Result<(), u16>>,
 }
 
 impl Default for Settings {
@@ -45,6 +48,7 @@ impl Default for Settings {
                 "message/cpim".into(),
                 "application/im-iscomposing+xml".into(),
             ],
+            validate: None,
         }
     }
 }
@@ -360,7 +364,9 @@ impl Session {
                 let whole = f
                     .header("Byte-Range")
                     .and_then(ByteRange::parse)
-                    .map_or(true, |r| r.start == 1 && r.end.is_some() && r.end == r.total);
+                    .map_or(true, |r| {
+                        r.start == 1 && r.end.is_some() && r.end == r.total
+                    });
                 if whole && m.wants_report {
                     self.messages.remove(mid);
                     self.out.push_back(Output::Event(Event::Delivered(token)));
@@ -463,6 +469,12 @@ impl Session {
             }
             Outcome::Partial => self.respond(&f, 200, "OK"),
             Outcome::Complete { content_type, body } => {
+                let ct = content_type.unwrap_or_default();
+                if let Some(Err(code)) = self.settings.validate.map(|v| v(&ct, &body)) {
+                    self.first_tid.remove(&mid);
+                    self.respond(&f, code, "Not Deliverable");
+                    return;
+                }
                 self.respond(&f, 200, "OK");
                 let (tid, success_report) = self
                     .first_tid
@@ -482,7 +494,7 @@ impl Session {
                 self.out.push_back(Output::Event(Event::Message(Received {
                     message_id: mid,
                     tid,
-                    content_type: content_type.unwrap_or_default(),
+                    content_type: ct,
                     body,
                     success_report,
                 })));

@@ -574,3 +574,23 @@ proptest! {
         while let Ok(Some(_)) = d.next_frame() {}
     }
 }
+
+#[test]
+fn validator_refuses_bad_bodies_with_its_code() {
+    fn v(_: &str, b: &[u8]) -> Result<(), u16> {
+        std::str::from_utf8(b).map(|_| ()).map_err(|_| 415)
+    }
+    let settings = Settings {
+        validate: Some(v),
+        ..Settings::default()
+    };
+    let mut s = Session::new(me(), vec![peer()], settings, Budget::new(1 << 20));
+    let now = Instant::now();
+    s.handle_frame(
+        now,
+        send_frame("tid00001", "m1234", "1-2/2", &[0xff, 0xfe], Flag::End),
+    );
+    let (frames, events) = drain(&mut s);
+    assert!(events.is_empty());
+    assert!(matches!(frames[0].start, StartLine::Response(415, _)));
+}

@@ -1,0 +1,409 @@
+//! INVITE dialogs for MSRP chat sessions (RFC 3261 §13-15, RFC 7573 §4-5): the thin
+//! adapter between ezk's dialog layer and the chat session task.
+//!
+//! ezk's `InviteInitiator` cannot be given a next hop (it always resolves the Request-URI),
+//! so the gateway's routing (`[sip.routes]`, outbound proxy) would be bypassed; its
+//! `InviteAcceptor` hides the dialog it makes. We therefore build on the public pieces:
+//! `ClientDialogBuilder` / `Dialog::new_server` for the dialog, the endpoint's INVITE
+//! transactions, and our own dialog [`Usage`] that hands in-dialog requests (ACK, BYE,
+//! re-INVITE) to the session task.
+
+use super::outbound::SipClient;
+use super::SendFailure;
+use crate::errmap::SipStatus;
+use bytes::Bytes;
+use bytesstr::BytesStr;
+use ezk_sip_core::transport::TargetTransportInfo;
+use ezk_sip_core::{Endpoint, IncomingRequest, MayTake};
+use ezk_sip_types::header::typed::{CSeq, Contact, ContentType};
+use ezk_sip_types::uri::NameAddr;
+use ezk_sip_types::{CodeKind, Method, Name, StatusCode};
+use ezk_sip_ua::dialog::{ClientDialogBuilder, Dialog, Usage, UsageGuard};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{debug, trace};
+
+/// An in-dialog request that reached our usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InDialog {
+    /// The ACK of our 2xx.
+    Ack,
+    /// The peer ended the session (already answered 200).
+    Bye,
+}
+
+/// Our dialog usage: answers BYE, refuses re-INVITE and forwards what the session needs.
+struct ChatUsage {
+    events: mpsc::Sender<InDialog>,
+}
+
+#[async_trait::async_trait]
+impl Usage for ChatUsage {
+    fn name(&self) -> &'static str {
+        "stox-chat"
+    }
+
+    async fn receive(&self, endpoint: &Endpoint, request: MayTake<'_, IncomingRequest>) {
+        let method = request.line.method.clone();
+        if method == Method::ACK {
+            request.take();
+            let _ = self.events.try_send(InDialog::Ack);
+            return;
+        }
+        let (code, event) = if method == Method::BYE {
+            (200, Some(InDialog::Bye))
+        } else if method == Method::INVITE || method == Method::UPDATE {
+            // A session change (e.g. a new a=path) is not supported: the session stays as
+            // it is (RFC 3261 §14.2: 488 leaves it unchanged).
+            (488, None)
+        } else if method == Method::OPTIONS {
+            (200, None)
+        } else {
+            (405, None)
+        };
+        let mut req = request.take();
+        let resp = endpoint.create_response(&req, StatusCode::from(code), None);
+        let result = if method == Method::INVITE {
+            endpoint
+                .create_server_inv_tsx(&mut req)
+                .respond_failure(resp)
+                .await
+        } else {
+            endpoint.create_server_tsx(&mut req).respond(resp).await
+        };
+        if let Err(e) = result {
+            debug!(error = ?e, "in-dialog response failed");
+        }
+        if let Some(ev) = event {
+            // The session task may be gone already; then there is nothing left to end.
+            let _ = self.events.send(ev).await;
+        }
+    }
+}
+
+/// An established INVITE dialog.
+pub struct Established {
+    dialog: Dialog,
+    _usage: UsageGuard,
+    /// In-dialog requests for the session task.
+    pub events: mpsc::Receiver<InDialog>,
+    /// The peer's SDP.
+    pub remote_sdp: Bytes,
+    /// The dialog's Call-ID.
+    pub call_id: String,
+}
+
+impl std::fmt::Debug for Established {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Established({})", self.call_id)
+    }
+}
+
+impl Established {
+    fn new(dialog: Dialog, remote_sdp: Bytes) -> Established {
+        let (tx, events) = mpsc::channel(8);
+        let usage = dialog.register_usage(ChatUsage { events: tx });
+        let call_id = dialog.call_id.0.to_string();
+        Established {
+            dialog,
+            _usage: usage,
+            events,
+            remote_sdp,
+            call_id,
+        }
+    }
+
+    /// End the session with BYE (RFC 3261 §15.1.1); waits for the final response (bounded by
+    /// Timer F).
+    pub async fn bye(&self) {
+        let request = self.dialog.create_request(Method::BYE, None);
+        let mut target = self.dialog.target_tp_info.lock().await;
+        trace!(target: "wire::sip", call_id = %self.call_id, "-> BYE");
+        match self
+            .dialog
+            .endpoint
+            .send_request(request, &mut target)
+            .await
+        {
+            Ok(mut tsx) => {
+                drop(target);
+                if let Err(e) = tsx.receive_final().await {
+                    debug!(error = ?e, "BYE got no final response");
+                }
+            }
+            Err(e) => debug!(error = ?e, "BYE not sent"),
+        }
+    }
+}
+
+/// What the gateway sends for a new session.
+#[derive(Debug, Clone)]
+pub struct InviteOut {
+    /// Request-URI (and To).
+    pub request_uri: String,
+    /// From URI (the XMPP user's SIP address).
+    pub from: String,
+    /// Contact URI (with `gr=`, ADDR-7).
+    pub contact: String,
+    /// Subject header.
+    pub subject: Option<String>,
+    /// SDP offer.
+    pub sdp: Vec<u8>,
+}
+
+impl SipClient {
+    /// Send an INVITE with an SDP offer along the configured routing and wait for the
+    /// final response; a 2xx is ACKed (RFC 3261 §13.2.2.4).
+    pub async fn invite(&self, o: &InviteOut) -> Result<Established, SendFailure> {
+        let ruri = super::parse_uri(&o.request_uri).map_err(SendFailure::Unreachable)?;
+        let from = super::parse_uri(&o.from).map_err(SendFailure::Unreachable)?;
+        let contact = super::parse_uri(&o.contact).map_err(SendFailure::Unreachable)?;
+        let host = crate::addr::SipAddr::parse(&o.request_uri)
+            .map(|a| a.host)
+            .unwrap_or_default();
+        let mut hop = self.next_hop(&host, &o.request_uri);
+        if o.sdp.len() + 900 > super::outbound::UDP_LIMIT && !hop.contains("transport=") {
+            hop.push_str(";transport=tcp");
+        }
+        let hop_uri = super::parse_uri(&hop).map_err(SendFailure::Unreachable)?;
+        let transport = self
+            .endpoint()
+            .select_transport(&hop_uri)
+            .await
+            .map_err(|e| SendFailure::Unreachable(format!("{hop}: {e:?}")))?;
+        let mut builder = ClientDialogBuilder::new(
+            self.endpoint().clone(),
+            NameAddr::uri(from),
+            Contact::new(NameAddr::uri(contact)),
+            ruri,
+        );
+        builder.target_tp_info = TargetTransportInfo {
+            transport: Some(transport),
+            ..Default::default()
+        };
+        let mut request = builder.create_request(Method::INVITE, None);
+        let cseq = builder.local_cseq;
+        request
+            .headers
+            .insert_named(&ContentType(BytesStr::from_static("application/sdp")));
+        if let Some(s) = &o.subject {
+            request.headers.insert(Name::SUBJECT, s.as_str());
+        }
+        request.body = o.sdp.clone().into();
+        trace!(target: "wire::sip", ruri = %o.request_uri, hop = %hop, "-> INVITE");
+        let mut tsx = self
+            .endpoint()
+            .send_invite(request, &mut builder.target_tp_info)
+            .await
+            .map_err(|e| SendFailure::Unreachable(format!("{hop}: {e:?}")))?;
+        loop {
+            let resp = match tsx.receive().await {
+                Ok(Some(r)) => r,
+                Ok(None) => return Err(SendFailure::Timeout),
+                Err(e) => {
+                    debug!(error = ?e, "INVITE transaction failed");
+                    return Err(SendFailure::Timeout);
+                }
+            };
+            match resp.line.code.kind() {
+                CodeKind::Provisional => continue,
+                CodeKind::Success => {
+                    if resp.base_headers.to.tag.is_none() {
+                        debug!("2xx without To tag ignored");
+                        continue;
+                    }
+                    let dialog = builder
+                        .create_dialog_from_response(&resp)
+                        .map_err(|e| SendFailure::Unreachable(format!("bad 2xx: {e:?}")))?;
+                    match ezk_sip_ua::invite::create_ack(&dialog, cseq).await {
+                        Ok(mut ack) => {
+                            if let Err(e) = self.endpoint().send_outgoing_request(&mut ack).await {
+                                debug!(error = ?e, "ACK not sent");
+                            }
+                        }
+                        Err(e) => debug!(error = ?e, "ACK not built"),
+                    }
+                    return Ok(Established::new(dialog, resp.body.clone()));
+                }
+                _ => {
+                    let code = resp.line.code.into_u16();
+                    let reason = resp
+                        .line
+                        .reason
+                        .as_ref()
+                        .map(|r| r.to_string())
+                        .unwrap_or_default();
+                    let contact = resp
+                        .headers
+                        .get_raw(&Name::CONTACT)
+                        .next()
+                        .map(|c| c.to_string());
+                    return Err(SendFailure::Response {
+                        status: if reason.is_empty() {
+                            SipStatus::new(code)
+                        } else {
+                            SipStatus::with_reason(code, reason)
+                        },
+                        contact,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The fields of an inbound INVITE the router needs.
+#[derive(Debug, Clone)]
+pub struct InviteIn {
+    /// Request-URI.
+    pub request_uri: String,
+    /// From URI.
+    pub from: String,
+    /// To URI.
+    pub to: String,
+    /// Call-ID.
+    pub call_id: String,
+    /// Content-Type.
+    pub content_type: Option<String>,
+    /// Body (the SDP offer).
+    pub body: Bytes,
+}
+
+/// An inbound INVITE waiting for the gateway's answer.
+pub struct PendingInvite {
+    endpoint: Endpoint,
+    request: IncomingRequest,
+}
+
+impl std::fmt::Debug for PendingInvite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PendingInvite({})", self.request.base_headers.call_id.0)
+    }
+}
+
+/// Read the fields of an INVITE.
+pub fn extract(req: &IncomingRequest) -> InviteIn {
+    use ezk_sip_types::print::AppendCtx;
+    InviteIn {
+        request_uri: req.line.uri.default_print_ctx().to_string(),
+        from: req.base_headers.from.uri.default_print_ctx().to_string(),
+        to: req.base_headers.to.uri.default_print_ctx().to_string(),
+        call_id: req.base_headers.call_id.0.to_string(),
+        content_type: req
+            .headers
+            .get_raw(&Name::CONTENT_TYPE)
+            .next()
+            .map(|v| v.to_string()),
+        body: req.body.clone(),
+    }
+}
+
+impl PendingInvite {
+    /// Hold an inbound INVITE.
+    pub fn new(endpoint: Endpoint, request: IncomingRequest) -> PendingInvite {
+        PendingInvite { endpoint, request }
+    }
+
+    /// Refuse it (a final non-2xx; the INVITE transaction handles the ACK).
+    pub async fn reject(self, status: &SipStatus) {
+        let mut req = self.request;
+        let mut resp = self.endpoint.create_response(
+            &req,
+            StatusCode::from(status.code),
+            Some(BytesStr::from(status.reason.clone())),
+        );
+        if status.code > 100 && req.base_headers.to.tag.is_none() {
+            let tag = BytesStr::from(super::inbound::random_token());
+            let _ = resp
+                .msg
+                .headers
+                .edit(Name::TO, |to: &mut ezk_sip_types::header::typed::FromTo| {
+                    to.tag = Some(tag)
+                });
+        }
+        match status.code {
+            503 => resp.msg.headers.insert(Name::RETRY_AFTER, "5"),
+            415 => resp.msg.headers.insert(Name::ACCEPT, "application/sdp"),
+            _ => {}
+        }
+        if let Err(e) = self
+            .endpoint
+            .create_server_inv_tsx(&mut req)
+            .respond_failure(resp)
+            .await
+        {
+            debug!(error = ?e, "INVITE rejection not sent");
+        }
+    }
+
+    /// Answer 200 with our SDP, creating the dialog. The 2xx is retransmitted until the ACK
+    /// arrives (RFC 3261 §13.3.1.4) by a task of its own.
+    pub async fn accept(self, contact: &str, sdp: Vec<u8>) -> Result<Established, String> {
+        let mut req = self.request;
+        let contact_uri = super::parse_uri(contact)?;
+        let dialog = Dialog::new_server(
+            self.endpoint.clone(),
+            &req,
+            Contact::new(NameAddr::uri(contact_uri)),
+        )
+        .map_err(|e| format!("cannot make a dialog: {e:?}"))?;
+        *dialog.target_tp_info.lock().await = TargetTransportInfo {
+            transport: Some((req.tp_info.transport.clone(), req.tp_info.source)),
+            ..Default::default()
+        };
+        let mut resp = dialog
+            .create_response(&req, StatusCode::OK, None)
+            .map_err(|e| format!("{e:?}"))?;
+        resp.msg
+            .headers
+            .insert_named(&ContentType(BytesStr::from_static("application/sdp")));
+        resp.msg.body = sdp.into();
+        let established = Established::new(dialog, req.body.clone());
+        let tsx = self.endpoint.create_server_inv_tsx(&mut req);
+        let mut accepted = tsx
+            .respond_success(resp)
+            .await
+            .map_err(|e| format!("200 not sent: {e:?}"))?;
+        let cseq = req.headers.get_named::<CSeq>().map(|c| c.cseq).ok();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let mut delta = Duration::from_millis(500);
+            let mut waited = Duration::ZERO;
+            while waited < Duration::from_secs(32) {
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    _ = tokio::time::sleep(delta) => {}
+                }
+                waited += delta;
+                if accepted.retransmit().await.is_err() {
+                    return;
+                }
+                delta = (delta * 2).min(Duration::from_secs(4));
+            }
+            debug!(?cseq, "no ACK for our 2xx");
+        });
+        Ok(established.with_ack_stop(stop))
+    }
+}
+
+impl Established {
+    fn with_ack_stop(mut self, stop: tokio::sync::oneshot::Sender<()>) -> Established {
+        // The first in-dialog ACK stops the retransmissions; the session task sees it too.
+        let (tx, rx) = mpsc::channel(8);
+        let mut inner = std::mem::replace(&mut self.events, rx);
+        tokio::spawn(async move {
+            let mut stop = Some(stop);
+            while let Some(ev) = inner.recv().await {
+                if ev == InDialog::Ack {
+                    if let Some(s) = stop.take() {
+                        let _ = s.send(());
+                    }
+                }
+                if tx.send(ev).await.is_err() {
+                    break;
+                }
+            }
+        });
+        self
+    }
+}
