@@ -87,6 +87,64 @@ fn clock_now() -> crate::presence::subscription::Clock {
     }
 }
 
+/// The MSRP transport and the chat session hub (RFC 7573).
+async fn start_chat(
+    cfg: &Config,
+    sip: &SipClient,
+    xmpp: &crate::xmpp::XmppHandle,
+    router: &mpsc::Sender<Event>,
+) -> Result<crate::core::chat_hub::Hub, StartError> {
+    use crate::chat::msrp;
+    let c = &cfg.chat;
+    let listen: std::net::SocketAddr = c
+        .msrp_listen
+        .parse()
+        .map_err(|e| StartError::Config(vec![format!("chat.msrp_listen: {e}")]))?;
+    // Our MSRP URIs need an address the SIP peer can reach: the configured one, else the
+    // listen IP, else the IP of the SIP Contact.
+    let host = c.msrp_host.clone().unwrap_or_else(|| {
+        if listen.ip().is_unspecified() {
+            let sip_host = sip.contact_host().split(';').next().unwrap_or("");
+            sip_host
+                .parse::<std::net::SocketAddr>()
+                .map(|a| a.ip())
+                .ok()
+                .filter(|ip| !ip.is_unspecified())
+                .map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string())
+        } else {
+            listen.ip().to_string()
+        }
+    });
+    let transport = crate::chat::transport::Transport::bind(crate::chat::transport::Config {
+        listen,
+        host,
+        relay: c.relay.clone(),
+        max_chunk: c.max_message_bytes,
+    })
+    .await
+    .map_err(|e| StartError::Listen(format!("msrp:{listen}"), e))?;
+    let settings = crate::core::chat_session::ChatSettings {
+        msrp: msrp::Settings {
+            max_message: c.max_message_bytes,
+            max_held: c.max_message_bytes * 2,
+            validate: Some(crate::chat::translate::check_body),
+            ..msrp::Settings::default()
+        },
+        idle: Duration::from_secs(c.idle_timeout_secs),
+        connect_wait: Duration::from_secs(30),
+    };
+    let ctx = crate::core::chat_session::Ctx {
+        sip: sip.clone(),
+        xmpp: xmpp.clone(),
+        transport,
+        map: cfg.address_map(),
+        settings,
+        budget: msrp::chunk::Budget::new(c.max_held_bytes),
+        router: router.clone(),
+    };
+    Ok(crate::core::chat_hub::Hub::new(ctx, c.clone()))
+}
+
 impl Gateway {
     /// Validate the config, bind the SIP sockets and start every task.
     pub async fn start(cfg: &Config) -> Result<Gateway, StartError> {
@@ -102,6 +160,9 @@ impl Gateway {
 
         let mut builder = Endpoint::builder();
         builder.user_agent(cfg.sip.user_agent.clone());
+        // In-dialog requests of chat sessions (BYE, ACK) go through ezk's dialog layer to our
+        // usage; everything else falls through to ours.
+        builder.add_layer(ezk_sip_ua::dialog::DialogLayer::default());
         builder.add_layer(StoxLayer::new(sip_tx, closing.clone()));
         let mut sip_addrs = Vec::new();
         let mut contact: Option<String> = None;
@@ -197,6 +258,7 @@ impl Gateway {
         );
         let (ops_tx, ops_rx) = mpsc::unbounded_channel();
         let store_writer = tokio::spawn(crate::core::store_writer::run(store, ops_rx));
+        let chat = start_chat(cfg, &client, &xmpp_handle, &inbox).await?;
         let router = Router::new(
             RouterConfig {
                 map: cfg.address_map(),
@@ -212,6 +274,7 @@ impl Gateway {
             engine,
             ops_tx,
             inbox,
+            chat,
         );
         let (shutdown, shutdown_rx) = watch::channel(false);
         let router = tokio::spawn(router.run(event_rx, shutdown_rx, Duration::from_secs(5)));

@@ -11,6 +11,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[path = "config/chat.rs"]
+mod chat;
+pub use chat::{ChatConfig, ChatMode};
+
 /// Environment variable that may carry the component secret instead of the file.
 pub const SECRET_ENV: &str = "STOX_COMPONENT_SECRET";
 
@@ -31,6 +35,9 @@ pub struct Config {
     /// `[presence]`: RFC 8048 presence and its persistent state.
     #[serde(default)]
     pub presence: PresenceConfig,
+    /// `[chat]`: MSRP chat sessions (RFC 7573).
+    #[serde(default)]
+    pub chat: ChatConfig,
 }
 
 /// `[component]` section.
@@ -407,6 +414,7 @@ impl Config {
                 self.messages.bounce_window_ms
             ));
         }
+        self.chat.validate(&mut problems);
         problems
     }
 

@@ -173,7 +173,7 @@ fn run_config(dir: &std::path::Path, state: &std::path::Path) -> std::path::Path
             "[component]\njid = \"sip.example.com\"\nserver = \"127.0.0.1:9\"\nsecret = \"s\"\n\
              [sip]\nlisten = [\"udp:127.0.0.1:0\"]\n\
              [addresses]\nxmpp_domains = [\"example.com\"]\nsip_domain = \"example.net\"\n\
-             [presence]\nstate_dir = \"{}\"\n",
+             [presence]\nstate_dir = \"{}\"\n[chat]\nmsrp_listen = \"127.0.0.1:0\"\n",
             state.display()
         ),
     )

@@ -399,9 +399,16 @@ async fn gen_5_request_for_a_sip_user_is_not_gatewayed_back() {
     h.stop().await;
 }
 
+/// An INVITE with no MSRP media (an audio call: media signalling is not bridged yet) gets
+/// 488 Not Acceptable Here (RFC 3261 §21.4.26), not 405: INVITE itself is supported now
+/// (RFC 7573 chat sessions), and Allow says so.
 #[tokio::test]
-async fn rfc3261_invite_gets_405_with_allow() {
-    let h = Harness::start(opts()).await;
+async fn rfc3261_invite_without_msrp_gets_488() {
+    let h = Harness::start(support::Opts {
+        chat_mode: "auto",
+        ..opts()
+    })
+    .await;
     let sdp = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
     let headers = [
         ("Contact", "<sip:romeo@127.0.0.1>"),
@@ -417,17 +424,35 @@ async fn rfc3261_invite_gets_405_with_allow() {
         sdp,
     );
     let resp = h.sip_transact(invite).await;
-    assert_eq!(resp.code(), Some(405), "{}", resp.start);
+    assert_eq!(resp.code(), Some(488), "{}", resp.start);
+}
+
+#[tokio::test]
+async fn options_allow_lists_invite() {
+    let h = Harness::start(opts()).await;
+    let from = "<sip:romeo@example.net>;tag=o1";
+    let req = request(
+        "OPTIONS",
+        "sip:juliet@example.com",
+        from,
+        "<sip:juliet@example.com>",
+        &[],
+        b"",
+    );
+    let resp = h.sip_transact(req).await;
+    assert_eq!(resp.code(), Some(200), "{}", resp.start);
     let allow: Vec<String> = resp
         .header_values("allow")
         .iter()
-        .map(|a| a.to_ascii_uppercase())
+        .flat_map(|a| {
+            a.split(',')
+                .map(|m| m.trim().to_ascii_uppercase())
+                .collect::<Vec<_>>()
+        })
         .collect();
-    assert!(allow.iter().any(|a| a == "MESSAGE"), "Allow: {allow:?}");
-    assert!(
-        !allow.iter().any(|a| a == "INVITE"),
-        "Allow lists the refused method: {allow:?}"
-    );
+    for m in ["MESSAGE", "INVITE", "BYE", "ACK"] {
+        assert!(allow.iter().any(|a| a == m), "Allow: {allow:?}");
+    }
 }
 
 #[tokio::test]

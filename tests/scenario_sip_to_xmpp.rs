@@ -192,7 +192,7 @@ async fn gen_2_gateway_reports_the_bound_sip_sockets() {
         "[component]\njid = \"{COMPONENT}\"\nserver = \"{}\"\nsecret = \"{SECRET}\"\n\
          [sip]\nlisten = [\"udp:127.0.0.1:0\", \"tcp:127.0.0.1:0\"]\n\
          [addresses]\nxmpp_domains = [\"example.com\"]\nsip_domain = \"example.net\"\n\
-         [presence]\nstate_dir = \"{}\"\n",
+         [presence]\nstate_dir = \"{}\"\n[chat]\nmsrp_listen = \"127.0.0.1:0\"\n",
         xmpp.addr,
         state.display()
     );

@@ -5,3 +5,4 @@ pub mod iscomposing;
 pub mod msrp;
 pub mod sdp;
 pub mod translate;
+pub mod transport;

@@ -6,6 +6,8 @@
 //! All protocol decisions are made by the pure modules (`im`, `errmap`, `addr`,
 //! `xmpp::service`); this loop only moves their results between the adapters.
 
+pub mod chat_hub;
+pub mod chat_session;
 pub mod conversation;
 pub mod store_writer;
 
@@ -53,6 +55,15 @@ pub enum Event {
     Sip(Box<SipEvent>),
     /// The final response to a presence request the router sent.
     PresenceResponse(presub::ReqId, presub::SipResponseIn),
+    /// A chat session ended.
+    ChatEnded {
+        /// Its key.
+        key: (String, String),
+        /// Its id.
+        id: u64,
+        /// What it leaves behind.
+        ended: chat_session::Ended,
+    },
 }
 
 /// The router task's state.
@@ -74,6 +85,8 @@ pub struct Router {
     epoch: (Instant, i64),
     /// Subscription stanzas produced while the XMPP link was down.
     presence_outbox: std::collections::VecDeque<xmpp_parsers::presence::Presence>,
+    /// MSRP chat sessions.
+    chat: chat_hub::Hub,
 }
 
 /// Most subscription stanzas held for the link.
@@ -91,9 +104,11 @@ impl Router {
         presence: Engine,
         store_ops: mpsc::UnboundedSender<StoreOp>,
         inbox: mpsc::Sender<Event>,
+        chat: chat_hub::Hub,
     ) -> Self {
         let bounce = BounceWindow::new(cfg.bounce_window);
         Router {
+            chat,
             presence,
             held: HashMap::new(),
             next_tx: 0,
@@ -135,6 +150,7 @@ impl Router {
                     for r in self.bounce.drain() {
                         respond_later(r, SipStatus::new(200));
                     }
+                    self.chat_stop_all().await;
                     return;
                 }
             }
@@ -155,6 +171,9 @@ impl Router {
                 ev = events.recv() => match ev {
                     Some(Event::Xmpp(e)) => self.on_link(e).await,
                     Some(Event::Sip(e)) => self.on_sip(*e).await,
+                    Some(Event::ChatEnded { key, id, ended }) => {
+                        self.on_chat_ended(key, id, ended).await;
+                    }
                     Some(Event::PresenceResponse(id, resp)) => {
                         debug!(id, code = resp.code, "presence request answered");
                         let clock = self.clock();
@@ -265,6 +284,15 @@ impl Router {
             self.reply_error(&el, err).await;
             return;
         }
+        let (el, msg) = match self.chat_route(el, msg).await {
+            Ok(()) => return,
+            Err(back) => back,
+        };
+        self.page(el, msg).await;
+    }
+
+    /// Page mode (RFC 7572): the message becomes a SIP MESSAGE.
+    async fn page(&mut self, el: Element, msg: Message) {
         match im::xmpp_to_sip(&msg, &self.cfg.map, self.cfg.limits) {
             Ok(im::XmppOutcome::Send(out)) => self.dispatch(el, *out).await,
             Ok(im::XmppOutcome::Ignore(why)) => debug!(why, "message not forwarded"),
@@ -348,6 +376,11 @@ impl Router {
         let lang = el.attr("xml:lang").map(str::to_owned);
         match xmpp_parsers::presence::Presence::try_from(el.clone()) {
             Ok(p) => {
+                if p.type_ == PresenceType::Unavailable {
+                    if let Some(from) = p.from.as_ref().filter(|f| f.resource().is_some()) {
+                        self.chat_resource_gone(from).await;
+                    }
+                }
                 debug!(
                     kind = ?p.type_,
                     from = ?p.from.as_ref().map(|j| j.to_string()),
@@ -456,6 +489,10 @@ impl Router {
     async fn on_sip(&mut self, e: SipEvent) {
         let (msg, responder) = match e {
             SipEvent::Message { msg, responder } => (msg, responder),
+            SipEvent::Invite { msg, pending } => {
+                self.on_invite(*msg, pending).await;
+                return;
+            }
             SipEvent::Presence { req, responder } => {
                 // A new subscription needs the XMPP user's answer: not now. NOTIFYs and
                 // refreshes of existing dialogs are handled (their stanzas wait for COMP-5's

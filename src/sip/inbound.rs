@@ -25,6 +25,13 @@ pub enum SipEvent {
         /// Answers the transaction.
         responder: Responder,
     },
+    /// An INVITE outside a dialog (RFC 7573 §5: an MSRP chat session).
+    Invite {
+        /// The request's fields.
+        msg: Box<SipMessageIn>,
+        /// Answers it.
+        pending: super::invite::PendingInvite,
+    },
     /// A SUBSCRIBE or NOTIFY (RFC 6665), in or out of a dialog.
     Presence {
         /// The request's fields.
@@ -159,6 +166,9 @@ impl Layer for StoxLayer {
         ep.add_allow(Method::OPTIONS);
         ep.add_allow(Method::SUBSCRIBE);
         ep.add_allow(Method::NOTIFY);
+        ep.add_allow(Method::INVITE);
+        ep.add_allow(Method::ACK);
+        ep.add_allow(Method::BYE);
     }
 
     async fn receive(&self, endpoint: &Endpoint, request: MayTake<'_, IncomingRequest>) {
@@ -192,11 +202,34 @@ impl Layer for StoxLayer {
                 let (mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev)) =
                     e;
                 warn!("router queue full, answering 503");
-                let (SipEvent::Presence { responder, .. } | SipEvent::Message { responder, .. }) =
-                    ev;
-                responder
-                    .respond(&SipStatus::with_reason(503, "Overloaded"))
+                if let SipEvent::Presence { responder, .. } | SipEvent::Message { responder, .. } =
+                    ev
+                {
+                    responder
+                        .respond(&SipStatus::with_reason(503, "Overloaded"))
+                        .await;
+                }
+            }
+            return;
+        }
+        if method == Method::INVITE && request.base_headers.to.tag.is_none() {
+            let msg = Box::new(extract(&request));
+            let pending = super::invite::PendingInvite::new(endpoint.clone(), request);
+            if self.closing.load(Ordering::Relaxed) {
+                pending
+                    .reject(&SipStatus::with_reason(503, "Shutting Down"))
                     .await;
+                return;
+            }
+            if let Err(e) = self.events.try_send(SipEvent::Invite { msg, pending }) {
+                let (mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev)) =
+                    e;
+                warn!("router queue full, answering 503");
+                if let SipEvent::Invite { pending, .. } = ev {
+                    pending
+                        .reject(&SipStatus::with_reason(503, "Overloaded"))
+                        .await;
+                }
             }
             return;
         }
@@ -236,10 +269,11 @@ impl Layer for StoxLayer {
             // Back-pressure made explicit: a full router queue is an overload, say so.
             let (mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev)) = e;
             warn!("router queue full, answering 503");
-            let (SipEvent::Message { responder, .. } | SipEvent::Presence { responder, .. }) = ev;
-            responder
-                .respond(&SipStatus::with_reason(503, "Overloaded"))
-                .await;
+            if let SipEvent::Message { responder, .. } | SipEvent::Presence { responder, .. } = ev {
+                responder
+                    .respond(&SipStatus::with_reason(503, "Overloaded"))
+                    .await;
+            }
         }
     }
 }

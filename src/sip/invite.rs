@@ -252,23 +252,6 @@ impl SipClient {
     }
 }
 
-/// The fields of an inbound INVITE the router needs.
-#[derive(Debug, Clone)]
-pub struct InviteIn {
-    /// Request-URI.
-    pub request_uri: String,
-    /// From URI.
-    pub from: String,
-    /// To URI.
-    pub to: String,
-    /// Call-ID.
-    pub call_id: String,
-    /// Content-Type.
-    pub content_type: Option<String>,
-    /// Body (the SDP offer).
-    pub body: Bytes,
-}
-
 /// An inbound INVITE waiting for the gateway's answer.
 pub struct PendingInvite {
     endpoint: Endpoint,
@@ -278,23 +261,6 @@ pub struct PendingInvite {
 impl std::fmt::Debug for PendingInvite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "PendingInvite({})", self.request.base_headers.call_id.0)
-    }
-}
-
-/// Read the fields of an INVITE.
-pub fn extract(req: &IncomingRequest) -> InviteIn {
-    use ezk_sip_types::print::AppendCtx;
-    InviteIn {
-        request_uri: req.line.uri.default_print_ctx().to_string(),
-        from: req.base_headers.from.uri.default_print_ctx().to_string(),
-        to: req.base_headers.to.uri.default_print_ctx().to_string(),
-        call_id: req.base_headers.call_id.0.to_string(),
-        content_type: req
-            .headers
-            .get_raw(&Name::CONTENT_TYPE)
-            .next()
-            .map(|v| v.to_string()),
-        body: req.body.clone(),
     }
 }
 

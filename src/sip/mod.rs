@@ -14,7 +14,7 @@ pub use inbound::{Responder, SipEvent};
 pub use outbound::{SendFailure, SipClient};
 
 /// Methods the gateway handles; sent in `Allow` (RFC 3261 §20.5).
-pub const ALLOW: &str = "MESSAGE, OPTIONS, SUBSCRIBE, NOTIFY";
+pub const ALLOW: &str = "MESSAGE, OPTIONS, SUBSCRIBE, NOTIFY, INVITE, ACK, BYE";
 
 /// Parse a SIP URI with ezk's parser (used by config validation and routing).
 pub fn parse_uri(s: &str) -> Result<SipUri, String> {

@@ -90,6 +90,10 @@ pub struct Opts {
     pub route: Route,
     /// `presence.state_dir`; `None`: a fresh directory per harness.
     pub state_dir: Option<std::path::PathBuf>,
+    /// `chat.mode` (`page` keeps MESSAGE-only scenarios free of INVITEs).
+    pub chat_mode: &'static str,
+    /// `chat.idle_timeout_secs`.
+    pub chat_idle_secs: u64,
 }
 
 impl Default for Opts {
@@ -104,6 +108,8 @@ impl Default for Opts {
             server_secret: SECRET.into(),
             route: Route::Uas,
             state_dir: None,
+            chat_mode: "page",
+            chat_idle_secs: 600,
         }
     }
 }
@@ -206,7 +212,14 @@ max_body_bytes = {max_body}
 
 [presence]
 state_dir = "{state_dir}"
+
+[chat]
+mode = "{chat_mode}"
+msrp_listen = "127.0.0.1:0"
+idle_timeout_secs = {chat_idle}
 "#,
+            chat_mode = opts.chat_mode,
+            chat_idle = opts.chat_idle_secs,
             state_dir = state_dir.display(),
             server = xmpp.addr,
             secret = opts.secret,

@@ -18,6 +18,9 @@ use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+/// Checks a complete message (content type, body); `Err` is the MSRP code to answer.
+pub type Validator = fn(&str, &[u8]) -> Result<(), u16>;
+
 /// Session tunables.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -33,7 +36,7 @@ pub struct Settings {
     pub accept_types: Vec<String>,
     /// Checks a complete message before its last chunk is answered; `Err(code)` answers
     /// that code instead of 200 and drops the message (a bad body is refused, not lost).
-    pub validate: Option<fn(&str, &[u8]) -> Result<(), u16>>,
+    pub validate: Option<Validator>,
 }
 
 impl Default for Settings {
@@ -249,6 +252,10 @@ impl Session {
         let to_path = path_string(&self.to_path);
         let from_path = self.local.to_string();
         let n = ranges.len();
+        // Through a relay, ask only for negative responses: relays answer SENDs hop by hop
+        // (RFC 4976 §6.4.1) and some never pass the far end's 200 back, which would turn
+        // every message into a timeout.
+        let relayed = self.to_path.len() > 1;
         for (i, (s, e)) in ranges.into_iter().enumerate() {
             let tid = random_chars(12);
             let mut f = Frame::request(tid.clone(), "SEND")
@@ -256,24 +263,36 @@ impl Session {
                 .with("From-Path", from_path.clone())
                 .with("Message-ID", mid.clone())
                 .with("Success-Report", if success_report { "yes" } else { "no" })
-                .with("Failure-Report", "yes")
+                .with("Failure-Report", if relayed { "partial" } else { "yes" })
                 .with("Byte-Range", format!("{s}-{e}/{total}"));
             if i == 0 {
                 f = f.with("Content-Type", content_type.to_string());
             }
             f.body = Some(Bytes::copy_from_slice(&body[s - 1..e.max(s - 1)]));
             f.flag = if i + 1 == n { Flag::End } else { Flag::More };
-            self.pending.insert(
-                tid,
-                (
-                    mid.clone(),
-                    PendingTx {
-                        token,
-                        deadline: now + self.settings.tx_timeout,
-                    },
-                ),
-            );
+            if !relayed {
+                self.pending.insert(
+                    tid,
+                    (
+                        mid.clone(),
+                        PendingTx {
+                            token,
+                            deadline: now + self.settings.tx_timeout,
+                        },
+                    ),
+                );
+            }
             self.write(&f);
+        }
+        if relayed {
+            // No 200 will come; the message counts as sent unless a REPORT says otherwise.
+            if let Some(m) = self.messages.get_mut(&mid) {
+                m.chunks_open = 0;
+            }
+            if !success_report {
+                self.messages.remove(&mid);
+            }
+            self.out.push_back(Output::Event(Event::Sent(token)));
         }
         mid
     }

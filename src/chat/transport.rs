@@ -1,0 +1,391 @@
+//! MSRP over TCP (RFC 4975 §6, §8) and relays (RFC 4976): the listener, connections shared
+//! by sessions, and the AUTH'd connection to a configured relay.
+//!
+//! A connection is a reader and a writer task. The reader decodes frames and routes each to
+//! the session named by the session-id of the last To-Path URI, so several sessions can
+//! share one connection (connection reuse, RFC 4975 §6). A request for no known session
+//! gets 481 (§7.3). Connections we open are reused for the same authority and close once
+//! no session holds them; accepted ones stay until the peer closes them or they idle out.
+
+use super::msrp::{Decoder, Frame, MsrpUri, StartLine};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, trace, warn};
+
+/// Transport settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the listener binds.
+    pub listen: SocketAddr,
+    /// Host (name or IP) put in our MSRP URIs and SDP.
+    pub host: String,
+    /// `host:port` of an MSRP relay to use for every session (RFC 4976).
+    pub relay: Option<String>,
+    /// Largest chunk body a connection keeps (bigger ones are skipped for a 413).
+    pub max_chunk: usize,
+}
+
+/// A frame with the connection it came on (responses go back on it, §7.2).
+#[derive(Debug)]
+pub struct Inbound {
+    /// The frame.
+    pub frame: Frame,
+    /// Its connection.
+    pub conn: Conn,
+}
+
+/// A handle to write on a connection.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    tx: mpsc::Sender<Bytes>,
+    closed: watch::Receiver<bool>,
+    /// The remote address.
+    pub peer: SocketAddr,
+}
+
+impl Conn {
+    /// Queue bytes; `false` when the connection is gone.
+    pub async fn write(&self, b: Bytes) -> bool {
+        self.tx.send(b).await.is_ok()
+    }
+
+    /// Resolves when the connection has closed.
+    pub async fn closed(&mut self) {
+        while !*self.closed.borrow() {
+            if self.closed.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Already closed?
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow() || self.tx.is_closed()
+    }
+}
+
+type Routes = Arc<Mutex<HashMap<String, mpsc::Sender<Inbound>>>>;
+/// Open connections we made, by authority: the writer (weak: unused ones close), the
+/// closed flag and the peer address.
+type Pool = Arc<Mutex<HashMap<String, PoolEntry>>>;
+type PoolEntry = (mpsc::WeakSender<Bytes>, watch::Receiver<bool>, SocketAddr);
+/// The relay connection and its Use-Path.
+type RelayState = Arc<tokio::sync::Mutex<Option<(Conn, Vec<MsrpUri>)>>>;
+
+/// The MSRP transport, shared by every session.
+#[derive(Clone)]
+pub struct Transport {
+    cfg: Arc<Config>,
+    port: u16,
+    routes: Routes,
+    pool: Pool,
+    relay: RelayState,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Transport({}:{})", self.cfg.host, self.port)
+    }
+}
+
+/// Frames queued toward one session before the reader waits.
+const SESSION_QUEUE: usize = 256;
+/// An accepted connection must carry a frame for a session this soon.
+const FIRST_FRAME: Duration = Duration::from_secs(30);
+/// An accepted connection with no traffic this long is closed.
+const IDLE: Duration = Duration::from_secs(3600);
+
+impl Transport {
+    /// Bind the listener and start accepting.
+    pub async fn bind(cfg: Config) -> std::io::Result<Transport> {
+        let listener = TcpListener::bind(cfg.listen).await?;
+        let port = listener.local_addr()?.port();
+        let t = Transport {
+            cfg: Arc::new(cfg),
+            port,
+            routes: Arc::new(Mutex::new(HashMap::new())),
+            pool: Arc::new(Mutex::new(HashMap::new())),
+            relay: Arc::new(tokio::sync::Mutex::new(None)),
+        };
+        let acceptor = t.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, peer)) => {
+                        debug!(%peer, "MSRP connection accepted");
+                        acceptor.start_conn(stream, peer, true);
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "MSRP accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        info!(port, host = %t.cfg.host, "MSRP listening");
+        Ok(t)
+    }
+
+    /// The port the listener got.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Host of our URIs.
+    pub fn host(&self) -> &str {
+        &self.cfg.host
+    }
+
+    /// Is a relay configured?
+    pub fn uses_relay(&self) -> bool {
+        self.cfg.relay.is_some()
+    }
+
+    /// A fresh URI for a new session, registered for its frames.
+    pub fn open_session(&self) -> (MsrpUri, mpsc::Receiver<Inbound>) {
+        let uri = MsrpUri::local(&self.cfg.host, self.port);
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        let id = uri.session_id.clone().unwrap_or_default();
+        lock(&self.routes).insert(id, tx);
+        (uri, rx)
+    }
+
+    /// Forget a session's route.
+    pub fn close_session(&self, uri: &MsrpUri) {
+        if let Some(id) = &uri.session_id {
+            lock(&self.routes).remove(id);
+        }
+    }
+
+    /// Sessions registered (for metrics and tests).
+    pub fn sessions(&self) -> usize {
+        lock(&self.routes).len()
+    }
+
+    /// A connection to the first hop `uri`, reusing an open one to the same authority.
+    pub async fn connect(&self, uri: &MsrpUri) -> Result<Conn, String> {
+        if uri.secure {
+            return Err("msrps (TLS) is not supported yet".into());
+        }
+        let authority = uri.authority();
+        if let Some(c) = self.pooled(&authority) {
+            return Ok(c);
+        }
+        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&authority))
+            .await
+            .map_err(|_| format!("{authority}: connect timed out"))?
+            .map_err(|e| format!("{authority}: {e}"))?;
+        let peer = stream.peer_addr().map_err(|e| e.to_string())?;
+        let conn = self.start_conn(stream, peer, false);
+        lock(&self.pool).insert(
+            authority,
+            (conn.tx.downgrade(), conn.closed.clone(), peer),
+        );
+        Ok(conn)
+    }
+
+    fn pooled(&self, authority: &str) -> Option<Conn> {
+        let (weak, closed, peer) = lock(&self.pool).get(authority)?.clone();
+        let c = Conn {
+            tx: weak.upgrade()?,
+            closed,
+            peer,
+        };
+        (!c.is_closed()).then_some(c)
+    }
+
+    /// The relay connection and its Use-Path (RFC 4976 §5.1 AUTH), made on first use;
+    /// `None` without a configured relay.
+    pub async fn relay(&self) -> Result<Option<(Conn, Vec<MsrpUri>)>, String> {
+        let Some(relay) = self.cfg.relay.clone() else {
+            return Ok(None);
+        };
+        let mut guard = self.relay.lock().await;
+        if let Some((c, p)) = guard.as_ref() {
+            if !c.is_closed() {
+                return Ok(Some((c.clone(), p.clone())));
+            }
+        }
+        let relay_uri = MsrpUri::parse(&format!("msrp://{relay};tcp"))
+            .ok_or_else(|| format!("bad relay address {relay}"))?;
+        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&relay))
+            .await
+            .map_err(|_| format!("relay {relay}: connect timed out"))?
+            .map_err(|e| format!("relay {relay}: {e}"))?;
+        let peer = stream.peer_addr().map_err(|e| e.to_string())?;
+        let conn = self.start_conn(stream, peer, true);
+        let (me, mut rx) = self.open_session();
+        let tid = super::msrp::uri::random_chars(12);
+        let auth = Frame::request(tid.clone(), "AUTH")
+            .with("To-Path", relay_uri.to_string())
+            .with("From-Path", me.to_string());
+        conn.write(Bytes::from(auth.to_bytes())).await;
+        let answer = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(i) = rx.recv().await {
+                if i.frame.tid == tid {
+                    return Some(i.frame);
+                }
+            }
+            None
+        })
+        .await;
+        self.close_session(&me);
+        let frame = answer
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("relay {relay}: no answer to AUTH"))?;
+        match frame.start {
+            StartLine::Response(200, _) => {}
+            StartLine::Response(401, _) => {
+                return Err(format!(
+                    "relay {relay} wants digest authentication, which stox does not do yet"
+                ))
+            }
+            StartLine::Response(code, _) => return Err(format!("relay {relay}: AUTH got {code}")),
+            StartLine::Request(_) => return Err(format!("relay {relay}: odd AUTH answer")),
+        }
+        let use_path = frame
+            .header("Use-Path")
+            .and_then(MsrpUri::parse_path)
+            .ok_or_else(|| format!("relay {relay}: AUTH answer without a Use-Path"))?;
+        info!(relay = %relay, use_path = %super::msrp::uri::path_string(&use_path), "MSRP relay ready");
+        *guard = Some((conn.clone(), use_path.clone()));
+        Ok(Some((conn, use_path)))
+    }
+
+    /// Start the reader and writer of a connection. `keep` holds the connection open while
+    /// no session uses it (accepted connections, the relay).
+    fn start_conn(&self, stream: TcpStream, peer: SocketAddr, keep: bool) -> Conn {
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        let (tx, mut rx) = mpsc::channel::<Bytes>(1024);
+        let (closed_tx, closed) = watch::channel(false);
+        let closed_tx = Arc::new(closed_tx);
+        let conn = Conn {
+            tx: tx.clone(),
+            closed,
+            peer,
+        };
+        let wclosed = closed_tx.clone();
+        tokio::spawn(async move {
+            while let Some(b) = rx.recv().await {
+                trace!(target: "wire::msrp", %peer, bytes = b.len(), "->");
+                if let Err(e) = wr.write_all(&b).await {
+                    debug!(%peer, error = %e, "MSRP write failed");
+                    break;
+                }
+            }
+            let _ = wr.shutdown().await;
+            let _ = wclosed.send(true);
+        });
+        let routes = self.routes.clone();
+        let weak = tx.downgrade();
+        let strong = keep.then_some(tx);
+        let closed_rx = conn.closed.clone();
+        let max_chunk = self.cfg.max_chunk;
+        tokio::spawn(async move {
+            let mut decoder = Decoder::new(max_chunk);
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut routed_any = false;
+            loop {
+                let limit = if routed_any || !keep {
+                    IDLE
+                } else {
+                    FIRST_FRAME
+                };
+                let n = match tokio::time::timeout(limit, rd.read(&mut buf)).await {
+                    Ok(Ok(0)) => break,
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => {
+                        debug!(%peer, error = %e, "MSRP read failed");
+                        break;
+                    }
+                    Err(_) => {
+                        debug!(%peer, "MSRP connection idle: closing");
+                        break;
+                    }
+                };
+                decoder.extend(&buf[..n]);
+                loop {
+                    let frame = match decoder.next_frame() {
+                        Ok(Some(f)) => f,
+                        Ok(None) => break,
+                        Err(e) => {
+                            // No frame length in MSRP: after a framing error the stream cannot
+                            // be resynchronised, so the connection ends.
+                            warn!(%peer, error = %e, "MSRP framing error: closing the connection");
+                            let _ = closed_tx.send(true);
+                            return;
+                        }
+                    };
+                    trace!(target: "wire::msrp", %peer, tid = %frame.tid, start = ?frame.start, "<-");
+                    let Some(tx) = weak.upgrade() else {
+                        // Nobody holds this connection any more.
+                        let _ = closed_tx.send(true);
+                        return;
+                    };
+                    let conn = Conn {
+                        tx,
+                        closed: closed_rx.clone(),
+                        peer,
+                    };
+                    let target = session_of(&frame).and_then(|id| lock(&routes).get(&id).cloned());
+                    match target {
+                        Some(s) => {
+                            routed_any = true;
+                            // Waiting here is the back-pressure toward a fast sender.
+                            if s.send(Inbound { frame, conn }).await.is_err() {
+                                debug!(%peer, "MSRP frame for a session that just ended");
+                            }
+                        }
+                        None => {
+                            if let Some(resp) = no_such_session(&frame) {
+                                let _ = conn.tx.send(Bytes::from(resp.to_bytes())).await;
+                            }
+                        }
+                    }
+                }
+            }
+            drop(strong);
+            let _ = closed_tx.send(true);
+        });
+        conn
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these maps inconsistent (single inserts
+    // and removes), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The session-id of the last To-Path URI.
+fn session_of(f: &Frame) -> Option<String> {
+    let path = f.header("To-Path")?;
+    let last = path.split_ascii_whitespace().last()?;
+    MsrpUri::parse(last)?.session_id
+}
+
+/// 481 for a request naming no session of ours (RFC 4975 §7.3), if one is due.
+fn no_such_session(f: &Frame) -> Option<Frame> {
+    let method = f.method()?;
+    if method == "REPORT"
+        || f.header("Failure-Report")
+            .is_some_and(|v| v.eq_ignore_ascii_case("no"))
+    {
+        return None;
+    }
+    let prev = f.header("From-Path")?.split_ascii_whitespace().next()?;
+    let me = f.header("To-Path")?.split_ascii_whitespace().last()?;
+    Some(
+        Frame::response(f.tid.clone(), 481, Some("No Such Session"))
+            .with("To-Path", prev.to_string())
+            .with("From-Path", me.to_string()),
+    )
+}

@@ -1,0 +1,688 @@
+//! One MSRP chat session (RFC 7573): the task that owns the INVITE dialog, the MSRP
+//! session machine and its connection, and moves a conversation between them (one loop per
+//! conversation). The router starts it and forwards the conversation's XMPP stanzas; the
+//! task reports back when it ends, with what it could not deliver.
+//!
+//! - Set-up X->S (CHAT-3..5): stanzas arriving before the session is up are queued; a
+//!   refusal that means "no MSRP here" (415, 488, 606, 405, 501) hands the queue back for
+//!   MESSAGE (CHAT-4); any other failure answers each queued stanza with its RFC 7247 error.
+//! - Set-up S->X (CHAT-8): the router accepted the INVITE's addresses; the task answers it.
+//! - Teardown (CHAT-11, 12, 14): BYE <-> `<gone/>`, the idle timer, the bound resource
+//!   leaving. A lost TCP connection ends the session with BYE and hands the messages that
+//!   had no MSRP 200 yet back to the router, which sends them in a new session.
+
+use super::Event;
+use crate::addr::AddressMap;
+use crate::chat::msrp::chunk::Budget;
+use crate::chat::msrp::{self, MsrpUri, Session};
+use crate::chat::sdp::{self, Role};
+use crate::chat::transport::{Conn, Inbound, Transport};
+use crate::chat::{iscomposing, translate};
+use crate::core::conversation::failure_to_xmpp;
+use crate::sip::invite::{Established, InDialog, InviteOut, PendingInvite};
+use crate::sip::{SendFailure, SipClient};
+use crate::xmpp::{service, XmppHandle};
+use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_xmpp::minidom::Element;
+use tracing::{debug, info, warn};
+use xmpp_parsers::chatstates::ChatState;
+use xmpp_parsers::jid::Jid;
+use xmpp_parsers::message::Message;
+
+/// Session settings shared by all sessions.
+#[derive(Debug, Clone)]
+pub struct ChatSettings {
+    /// MSRP machine settings.
+    pub msrp: msrp::Settings,
+    /// CHAT-12 inactivity timer.
+    pub idle: Duration,
+    /// How long to wait for the peer's MSRP connection or first frame.
+    pub connect_wait: Duration,
+}
+
+/// Everything a session task needs.
+#[derive(Clone)]
+pub struct Ctx {
+    /// SIP side.
+    pub sip: SipClient,
+    /// XMPP side.
+    pub xmpp: XmppHandle,
+    /// MSRP transport.
+    pub transport: Transport,
+    /// Address plan.
+    pub map: AddressMap,
+    /// Settings.
+    pub settings: ChatSettings,
+    /// Process-wide reassembly budget.
+    pub budget: Budget,
+    /// The router's inbox.
+    pub router: mpsc::Sender<Event>,
+}
+
+/// An XMPP stanza for the session.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// As received (for error replies).
+    pub stanza: Element,
+    /// Parsed.
+    pub msg: Box<Message>,
+    /// Sessions this stanza has already been offered to (a lost connection re-offers once).
+    pub attempts: u8,
+}
+
+/// Commands from the router.
+#[derive(Debug)]
+pub enum Cmd {
+    /// A stanza of this conversation.
+    Xmpp(Item),
+    /// The XMPP user's full JID the session is now bound to (CHAT-10).
+    Bind(Jid),
+    /// The bound resource went unavailable (CHAT-12).
+    ResourceGone,
+    /// The gateway is stopping.
+    Stop,
+}
+
+/// How the session started (built once per session, so its size does not matter).
+#[allow(clippy::large_enum_variant)]
+pub enum Start {
+    /// An XMPP user's first chat message (CHAT-3).
+    Outbound {
+        /// The INVITE (its SDP is filled in by the task).
+        invite: InviteOut,
+        /// The XMPP thread of the first message, echoed on the way back.
+        thread: Option<String>,
+    },
+    /// A SIP user's INVITE (CHAT-8).
+    Inbound {
+        /// The transaction to answer.
+        pending: PendingInvite,
+        /// The MSRP media of the offer.
+        offer: sdp::Remote,
+        /// Contact URI for our 200.
+        contact: String,
+        /// The INVITE's Call-ID (the XMPP thread).
+        call_id: String,
+    },
+}
+
+/// What the task tells the router when it ends.
+#[derive(Debug)]
+pub enum Ended {
+    /// The peer does not do MSRP sessions: send these as MESSAGE (CHAT-4).
+    Fallback(Vec<Item>),
+    /// Done; `requeue` had no MSRP 200 before the connection was lost.
+    Closed(Vec<Item>),
+}
+
+/// Codes that mean "this peer does not take MSRP sessions" (CHAT-2, CHAT-4).
+pub fn is_no_session_code(code: u16) -> bool {
+    matches!(code, 415 | 488 | 606 | 405 | 501)
+}
+
+/// The conversation's parties.
+#[derive(Debug, Clone)]
+pub struct Parties {
+    /// The XMPP user (full JID once bound, CHAT-10; bare for an unbound S->X session).
+    pub xmpp_user: Jid,
+    /// The SIP user's JID (`from` of what we deliver).
+    pub sip_user: Jid,
+}
+
+/// Run one session. `key` and `id` identify it to the router.
+pub async fn run(
+    ctx: Ctx,
+    key: (String, String),
+    id: u64,
+    parties: Parties,
+    start: Start,
+    mut cmds: mpsc::Receiver<Cmd>,
+) {
+    let (local, frames) = ctx.transport.open_session();
+    let mut task = Task {
+        ctx: ctx.clone(),
+        parties,
+        thread: String::new(),
+        queue: VecDeque::new(),
+        local: local.clone(),
+    };
+    let ended = task.run(start, &mut cmds, frames).await;
+    ctx.transport.close_session(&local);
+    // Whatever is still queued in the channel belongs to the result.
+    cmds.close();
+    let mut rest = Vec::new();
+    while let Ok(c) = cmds.try_recv() {
+        if let Cmd::Xmpp(i) = c {
+            rest.push(i);
+        }
+    }
+    let ended = match ended {
+        Ended::Fallback(mut v) => {
+            v.extend(rest);
+            Ended::Fallback(v)
+        }
+        Ended::Closed(mut v) => {
+            v.extend(rest);
+            Ended::Closed(v)
+        }
+    };
+    let _ = ctx.router.send(Event::ChatEnded { key, id, ended }).await;
+}
+
+struct Task {
+    ctx: Ctx,
+    parties: Parties,
+    thread: String,
+    queue: VecDeque<Item>,
+    local: MsrpUri,
+}
+
+/// A message of ours waiting for its MSRP outcome.
+struct InFlight {
+    item: Option<Item>,
+    receipt_for: Option<String>,
+}
+
+impl Task {
+    async fn run(
+        &mut self,
+        start: Start,
+        cmds: &mut mpsc::Receiver<Cmd>,
+        mut frames: mpsc::Receiver<Inbound>,
+    ) -> Ended {
+        let relay = match self.ctx.transport.relay().await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "MSRP relay unusable");
+                return self.refuse_start(start, &e).await;
+            }
+        };
+        let path: Vec<MsrpUri> = match &relay {
+            Some((_, use_path)) => use_path
+                .iter()
+                .cloned()
+                .chain([self.local.clone()])
+                .collect(),
+            None => vec![self.local.clone()],
+        };
+        let (sdp_host, sdp_port) = (
+            path[0].host.trim_matches(['[', ']']).to_string(),
+            path[0].port.unwrap_or(2855),
+        );
+        let s = &self.ctx.settings.msrp;
+        let local_sdp = |setup| sdp::Local {
+            host: sdp_host.clone(),
+            port: sdp_port,
+            path: path.clone(),
+            accept_types: s.accept_types.clone(),
+            accept_wrapped: vec!["text/plain".into()],
+            max_size: s.max_message,
+            setup,
+        };
+        // ---- set-up
+        let (dialog, remote, role) = match start {
+            Start::Outbound { mut invite, thread } => {
+                invite.sdp = sdp::build(&local_sdp(None), 1);
+                let sip = self.ctx.sip.clone();
+                let result = {
+                    let fut = sip.invite(&invite);
+                    tokio::pin!(fut);
+                    loop {
+                        tokio::select! {
+                            r = &mut fut => break r,
+                            c = cmds.recv() => match c {
+                                Some(Cmd::Xmpp(i)) => self.queue.push_back(i),
+                                Some(Cmd::Bind(j)) => self.parties.xmpp_user = j,
+                                Some(Cmd::ResourceGone | Cmd::Stop) | None => {}
+                            }
+                        }
+                    }
+                };
+                let dialog = match result {
+                    Ok(d) => d,
+                    Err(SendFailure::Response { status, .. })
+                        if is_no_session_code(status.code) =>
+                    {
+                        info!(
+                            code = status.code,
+                            "SIP user refused an MSRP session: page mode"
+                        );
+                        return Ended::Fallback(self.queue.drain(..).collect());
+                    }
+                    Err(f) => {
+                        debug!(?f, "session INVITE failed");
+                        let err = failure_to_xmpp(&f, &self.ctx.map);
+                        for i in std::mem::take(&mut self.queue) {
+                            self.reply_error(&i, err.clone()).await;
+                        }
+                        return Ended::Closed(Vec::new());
+                    }
+                };
+                self.thread = thread.unwrap_or_else(|| dialog.call_id.clone());
+                let remote = match sdp::parse(&dialog.remote_sdp) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        info!(error = %e, "2xx without a usable MSRP answer: BYE, page mode");
+                        dialog.bye().await;
+                        return Ended::Fallback(self.queue.drain(..).collect());
+                    }
+                };
+                let role = sdp::offer_role(remote.setup.as_deref());
+                (dialog, remote, role)
+            }
+            Start::Inbound {
+                pending,
+                offer,
+                contact,
+                call_id,
+            } => {
+                self.thread = call_id;
+                let (role, setup) = sdp::answer_role(offer.setup.as_deref());
+                let answer = sdp::build(&local_sdp(setup), 1);
+                match pending.accept(&contact, answer).await {
+                    Ok(d) => (d, offer, role),
+                    Err(e) => {
+                        warn!(error = %e, "could not answer the INVITE");
+                        return Ended::Closed(Vec::new());
+                    }
+                }
+            }
+        };
+        info!(call_id = %dialog.call_id, local = %self.local, remote = %msrp::uri::path_string(&remote.path), "MSRP session up");
+        self.established(dialog, remote, role, relay.map(|r| r.0), cmds, &mut frames)
+            .await
+    }
+
+    async fn refuse_start(&mut self, start: Start, why: &str) -> Ended {
+        match start {
+            Start::Inbound { pending, .. } => {
+                pending
+                    .reject(&crate::errmap::SipStatus::with_reason(
+                        503,
+                        "MSRP Relay Unavailable",
+                    ))
+                    .await;
+                Ended::Closed(Vec::new())
+            }
+            Start::Outbound { .. } => {
+                debug!(why, "no session possible now: page mode");
+                Ended::Fallback(self.queue.drain(..).collect())
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_lines)]
+    async fn established(
+        &mut self,
+        mut dialog: Established,
+        remote: sdp::Remote,
+        role: Role,
+        relay_conn: Option<Conn>,
+        cmds: &mut mpsc::Receiver<Cmd>,
+        frames: &mut mpsc::Receiver<Inbound>,
+    ) -> Ended {
+        let mut session = Session::new(
+            self.local.clone(),
+            remote.path.clone(),
+            self.ctx.settings.msrp.clone(),
+            self.ctx.budget.clone(),
+        );
+        // ---- the connection (CHAT-5: the active side connects and sends first)
+        // Behind a relay (RFC 4976) the peer's frames reach us over the relay connection,
+        // and ours go straight to the first hop of the peer's path: relays such as
+        // Kamailio's only forward toward the client that AUTHed a Use-Path.
+        let active = relay_conn.is_some() || role == Role::Active;
+        let mut conn: Option<Conn> = match active {
+            true => match self.ctx.transport.connect(&remote.path[0]).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    info!(error = %e, "cannot reach the MSRP peer: BYE");
+                    dialog.bye().await;
+                    return Ended::Closed(self.queue.drain(..).collect());
+                }
+            },
+            false => None,
+        };
+        if conn.is_some() {
+            session.send_bodiless(Instant::now().into_std());
+        }
+        let mut st = State {
+            session,
+            inflight: HashMap::new(),
+            next_token: 0,
+            received_ids: VecDeque::new(),
+            composing_sent: false,
+            composing_refresh: None,
+            peer_composing_until: None,
+            last_activity: Instant::now(),
+            remote_max: remote.max_size,
+            remote_states: remote.accepts(iscomposing::CONTENT_TYPE)
+                || remote.accept_types.iter().any(|t| t == "*"),
+            bye: false,
+        };
+        let connect_deadline = Instant::now() + self.ctx.settings.connect_wait;
+        // Queued stanzas go out once a connection exists (for the passive side, after the
+        // peer's first frame; the MSRP machine holds its frames until then).
+        let queued: Vec<Item> = self.queue.drain(..).collect();
+        for i in queued {
+            self.on_xmpp(&mut st, i).await;
+        }
+        let mut pending_writes: VecDeque<Bytes> = VecDeque::new();
+        let outcome = loop {
+            // Carry out what the machine decided.
+            while let Some(o) = st.session.poll_output() {
+                match o {
+                    msrp::Output::Write(b) => pending_writes.push_back(b),
+                    msrp::Output::Event(e) => self.on_msrp_event(&mut st, e).await,
+                }
+            }
+            if let Some(c) = &conn {
+                let mut lost = false;
+                while let Some(b) = pending_writes.pop_front() {
+                    if !c.write(b).await {
+                        lost = true;
+                        break;
+                    }
+                }
+                if lost {
+                    break Outcome::ConnectionLost;
+                }
+            }
+            if st.bye {
+                break Outcome::LocalEnd;
+            }
+            let mut wake = st.last_activity + self.ctx.settings.idle;
+            if conn.is_none() {
+                wake = wake.min(connect_deadline);
+            }
+            for t in [
+                st.session.poll_timeout().map(Instant::from_std),
+                st.composing_refresh,
+                st.peer_composing_until,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                wake = wake.min(t);
+            }
+            let watch_conn = conn.clone();
+            let closed = async move {
+                match watch_conn {
+                    Some(mut c) => c.closed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                c = cmds.recv() => match c {
+                    Some(Cmd::Xmpp(i)) => self.on_xmpp(&mut st, i).await,
+                    Some(Cmd::Bind(j)) => {
+                        debug!(jid = %j, "session bound to a resource");
+                        self.parties.xmpp_user = j;
+                    }
+                    Some(Cmd::ResourceGone) => break Outcome::LocalEnd,
+                    Some(Cmd::Stop) | None => break Outcome::LocalEnd,
+                },
+                f = frames.recv() => match f {
+                    Some(Inbound { frame, conn: c }) => {
+                        if conn.is_none() {
+                            conn = Some(c);
+                        }
+                        st.session.handle_frame(Instant::now().into_std(), frame);
+                    }
+                    None => break Outcome::LocalEnd,
+                },
+                ev = dialog.events.recv() => match ev {
+                    Some(InDialog::Bye) => break Outcome::RemoteBye,
+                    Some(InDialog::Ack) => {}
+                    None => break Outcome::RemoteBye,
+                },
+                _ = closed => break Outcome::ConnectionLost,
+                _ = tokio::time::sleep_until(wake) => {
+                    let now2 = Instant::now();
+                    st.session.handle_timeout(now2.into_std());
+                    if conn.is_none() && now2 >= connect_deadline {
+                        info!("the MSRP peer never connected: BYE");
+                        break Outcome::ConnectionLost;
+                    }
+                    if now2 >= st.last_activity + self.ctx.settings.idle {
+                        info!("chat session idle: BYE (CHAT-12)");
+                        break Outcome::LocalEnd;
+                    }
+                    if st.composing_refresh.is_some_and(|t| now2 >= t) {
+                        // CHAT-16: still composing; refresh before the peer's timer runs out.
+                        self.send_state(&mut st, true);
+                    }
+                    if st.peer_composing_until.is_some_and(|t| now2 >= t) {
+                        st.peer_composing_until = None;
+                        self.deliver(translate::chat_state(&self.parties.sip_user, &self.parties.xmpp_user, &self.thread, ChatState::Active)).await;
+                    }
+                }
+            }
+        };
+        // ---- teardown
+        let requeue = match outcome {
+            Outcome::RemoteBye => {
+                // CHAT-11, CHAT-14: the SIP user left; tell the XMPP user.
+                self.deliver(translate::chat_state(
+                    &self.parties.sip_user,
+                    &self.parties.xmpp_user,
+                    &self.thread,
+                    ChatState::Gone,
+                ))
+                .await;
+                self.unsent(&mut st)
+            }
+            Outcome::LocalEnd => {
+                dialog.bye().await;
+                self.unsent(&mut st)
+            }
+            Outcome::ConnectionLost => {
+                dialog.bye().await;
+                self.unsent(&mut st)
+            }
+        };
+        Ended::Closed(requeue)
+    }
+
+    /// Messages of ours without an MSRP 200: re-offered once in a new session; a second
+    /// loss answers the sender with an error (never a silent drop).
+    fn unsent(&mut self, st: &mut State) -> Vec<Item> {
+        let mut out = Vec::new();
+        let mut tokens: Vec<u64> = st.inflight.keys().copied().collect();
+        tokens.sort_unstable();
+        for t in tokens {
+            if let Some(InFlight { item: Some(i), .. }) = st.inflight.remove(&t) {
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    async fn on_xmpp(&mut self, st: &mut State, item: Item) {
+        let chat = translate::read_xmpp(&item.msg);
+        st.last_activity = Instant::now();
+        let now = Instant::now().into_std();
+        if let Some(id) = &chat.received {
+            // CHAT-18: the XMPP user's receipt -> REPORT for the SIP sender's message.
+            if let Some(pos) = st.received_ids.iter().position(|(x, _)| x == id) {
+                let (_, mid) = st.received_ids.remove(pos).expect("found");
+                st.session.report_delivered(&mid);
+            }
+        }
+        if let Some(body) = &chat.body {
+            let limit = st
+                .remote_max
+                .unwrap_or(usize::MAX)
+                .min(self.ctx.settings.msrp.max_message);
+            if body.len() > limit {
+                let err =
+                    crate::errmap::XmppError::new(crate::errmap::DefinedCondition::PolicyViolation)
+                        .with_text(format!(
+                            "message too large for the SIP user's client ({} bytes, limit {limit})",
+                            body.len()
+                        ));
+                self.reply_error(&item, err).await;
+            } else {
+                st.next_token += 1;
+                let token = st.next_token;
+                let receipt_for = chat.receipt_request.then(|| chat.id.clone()).flatten();
+                st.session.send(
+                    now,
+                    token,
+                    "text/plain;charset=UTF-8",
+                    body.as_bytes(),
+                    receipt_for.is_some(),
+                );
+                st.inflight.insert(
+                    token,
+                    InFlight {
+                        item: Some(item.clone()),
+                        receipt_for,
+                    },
+                );
+                // RFC 3994 §3.3: a message ends the composing state at the receiver.
+                st.composing_sent = false;
+                st.composing_refresh = None;
+            }
+        } else if let Some(state) = &chat.chat_state {
+            match iscomposing::from_chat_state(state) {
+                Some(true) if !st.composing_sent => self.send_state(st, true),
+                Some(false) if st.composing_sent => self.send_state(st, false),
+                _ => {}
+            }
+        }
+        if chat.chat_state == Some(ChatState::Gone) {
+            // CHAT-14: the XMPP user closed the conversation.
+            st.bye = true;
+        }
+    }
+
+    fn send_state(&self, st: &mut State, active: bool) {
+        st.composing_sent = active;
+        st.composing_refresh = active.then(|| Instant::now() + Duration::from_secs(60));
+        if !st.remote_states {
+            return;
+        }
+        st.next_token += 1;
+        let doc = iscomposing::build(active, 90);
+        st.session.send(
+            Instant::now().into_std(),
+            st.next_token,
+            iscomposing::CONTENT_TYPE,
+            doc.as_bytes(),
+            false,
+        );
+        st.inflight.insert(
+            st.next_token,
+            InFlight {
+                item: None,
+                receipt_for: None,
+            },
+        );
+    }
+
+    async fn on_msrp_event(&mut self, st: &mut State, e: msrp::Event) {
+        match e {
+            msrp::Event::Message(r) => {
+                st.last_activity = Instant::now();
+                match translate::to_xmpp(
+                    &r,
+                    &self.parties.sip_user,
+                    &self.parties.xmpp_user,
+                    &self.thread,
+                ) {
+                    Ok(translate::ToXmpp::Text(m)) => {
+                        st.peer_composing_until = None;
+                        if r.success_report {
+                            if st.received_ids.len() >= 256 {
+                                st.received_ids.pop_front();
+                            }
+                            st.received_ids
+                                .push_back((r.tid.clone(), r.message_id.clone()));
+                        }
+                        self.deliver(m).await;
+                    }
+                    Ok(translate::ToXmpp::State {
+                        message,
+                        composing,
+                        refresh,
+                    }) => {
+                        // RFC 3994 §4: without a refresh, "active" lapses after 120 s.
+                        st.peer_composing_until = composing.then(|| {
+                            Instant::now() + Duration::from_secs(u64::from(refresh.unwrap_or(120)))
+                        });
+                        self.deliver(message).await;
+                    }
+                    Err(code) => debug!(code, "MSRP message not deliverable"),
+                }
+            }
+            msrp::Event::Sent(token) => {
+                if let Some(f) = st.inflight.get_mut(&token) {
+                    if f.receipt_for.is_none() {
+                        st.inflight.remove(&token);
+                    } else {
+                        // Delivered to the next hop; the receipt waits for the REPORT.
+                        f.item = None;
+                    }
+                }
+            }
+            msrp::Event::Delivered(token) => {
+                if let Some(InFlight {
+                    receipt_for: Some(id),
+                    ..
+                }) = st.inflight.remove(&token)
+                {
+                    // CHAT-17: only a REPORT makes a receipt, never a bare 200.
+                    self.deliver(translate::receipt(
+                        &self.parties.sip_user,
+                        &self.parties.xmpp_user,
+                        &id,
+                    ))
+                    .await;
+                }
+            }
+            msrp::Event::Failed { token, code } => {
+                if let Some(InFlight { item: Some(i), .. }) = st.inflight.remove(&token) {
+                    self.reply_error(&i, translate::msrp_failure(code)).await;
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, m: Message) {
+        if self.ctx.xmpp.send(Element::from(m)).await.is_err() {
+            debug!("XMPP link down: chat stanza not delivered");
+        }
+    }
+
+    async fn reply_error(&self, item: &Item, err: crate::errmap::XmppError) {
+        let reply = service::error_reply(&item.stanza, err, self.ctx.map.component());
+        let _ = self.ctx.xmpp.send(reply).await;
+    }
+}
+
+enum Outcome {
+    RemoteBye,
+    LocalEnd,
+    ConnectionLost,
+}
+
+struct State {
+    session: Session,
+    inflight: HashMap<u64, InFlight>,
+    next_token: u64,
+    /// XMPP id (= MSRP tid, CHAT-7) -> Message-ID of received messages that asked for a
+    /// report.
+    received_ids: VecDeque<(String, String)>,
+    composing_sent: bool,
+    composing_refresh: Option<Instant>,
+    peer_composing_until: Option<Instant>,
+    last_activity: Instant,
+    remote_max: Option<usize>,
+    remote_states: bool,
+    bye: bool,
+}
