@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -41,7 +42,8 @@ PEERS = Path(os.environ.get("STOX_PEERS") or (ROOT.parent / "shared" / "peers"))
 from topology import (  # noqa: E402
     BOUNCE_WINDOW_MS, C2S_PORT, COMPONENT, COMPONENT_PORT, GW_PORT, KAMAILIO_PORT, RECONNECT_MAX_SECS,
     UAS_404_DOMAIN, UAS_404_PORT, UAS_CODE_DOMAIN, UAS_CODE_PORT, UAS_OK_DOMAIN, UAS_OK_PORT, UAS_TCP_DOMAIN,
-    UAS_TCP_PORT, XMPP_DOMAIN, PJSUA_DOMAIN, PJSUA_PORT,
+    UAS_TCP_PORT, XMPP_DOMAIN, PJSUA_DOMAIN, PJSUA_PORT, GW_MSRP_PORT, MSRP_UA_PORT, MSRP_DOMAIN, BARESIP_FB,
+    BARESIP_FB_DOMAIN, CHAT_IDLE_SECS,
 )
 
 # kit component -> binaries that must exist
@@ -148,7 +150,8 @@ def kit(request):
     def stop_peers():
         for args in (["baresip/stop.sh", "bob"], ["kamailio/stop.sh"], ["sipp/stop.sh", "5096"],
                      ["sipp/stop.sh", "5098"],
-                     ["sipp/stop.sh", "5099"], ["prosody/stop.sh"], ["ejabberd/stop.sh"]):
+                     ["sipp/stop.sh", "5099"], ["prosody/stop.sh"], ["ejabberd/stop.sh"],
+                     ["kamailio-msrp/stop.sh"], ["baresip/stop.sh", "chatfb"]):
             if (run / args[0].split("/")[0]).exists():
                 k.script(*args, check=False, timeout=60)
     _CLEANUPS.insert(0, stop_peers)
@@ -205,7 +208,7 @@ def stox_binary() -> Path:
     return target / "debug" / "stox"
 
 
-def render_config(server_name: str, state_dir: Path) -> str:
+def render_config(server_name: str, state_dir: Path, relay: Optional[str] = None) -> str:
     return f"""# rendered by integration/conftest.py for the {server_name} run
 [component]
 jid = "{COMPONENT}"
@@ -224,6 +227,8 @@ outbound_proxy = "sip:127.0.0.1:{KAMAILIO_PORT}"
 "{UAS_CODE_DOMAIN}" = "sip:127.0.0.1:{UAS_CODE_PORT}"
 "{UAS_TCP_DOMAIN}" = "sip:127.0.0.1:{UAS_TCP_PORT};transport=tcp"
 "{PJSUA_DOMAIN}" = "sip:127.0.0.1:{PJSUA_PORT}"
+"{MSRP_DOMAIN}" = "sip:127.0.0.1:{MSRP_UA_PORT}"
+"{BARESIP_FB_DOMAIN}" = "sip:127.0.0.1:{BARESIP_FB[0]}"
 
 [addresses]
 xmpp_domains = ["{XMPP_DOMAIN}"]
@@ -235,6 +240,16 @@ bounce_window_ms = {BOUNCE_WINDOW_MS}
 
 [presence]
 state_dir = "{state_dir}"
+
+[chat]
+mode = "page"
+msrp_listen = "127.0.0.1:{GW_MSRP_PORT}"
+idle_timeout_secs = {CHAT_IDLE_SECS}
+{'relay = "%s"' % relay if relay else ''}
+
+[chat.domains]
+"{MSRP_DOMAIN}" = "session"
+"{BARESIP_FB_DOMAIN}" = "auto"
 """
 
 
@@ -272,6 +287,7 @@ class Gateway:
         shutil.rmtree(self.state_dir, ignore_errors=True)
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        self.relay: Optional[str] = None   # [chat] relay for the next start (MSRP relay tests)
 
     def start(self):
         binary = stox_binary()
@@ -281,7 +297,7 @@ class Gateway:
         require_peer("sipsak")
         if not udp_port_free(GW_PORT) or tcp_port_open(GW_PORT):
             pytest.fail("127.0.0.1:%d is already in use (a stox or peer left running?)" % GW_PORT, pytrace=False)
-        self.config.write_text(render_config(self.server_name, self.state_dir))
+        self.config.write_text(render_config(self.server_name, self.state_dir, self.relay))
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "stox=debug")
         env.setdefault("RUST_BACKTRACE", "1")

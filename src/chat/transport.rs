@@ -183,10 +183,7 @@ impl Transport {
             .map_err(|e| format!("{authority}: {e}"))?;
         let peer = stream.peer_addr().map_err(|e| e.to_string())?;
         let conn = self.start_conn(stream, peer, false);
-        lock(&self.pool).insert(
-            authority,
-            (conn.tx.downgrade(), conn.closed.clone(), peer),
-        );
+        lock(&self.pool).insert(authority, (conn.tx.downgrade(), conn.closed.clone(), peer));
         Ok(conn)
     }
 

@@ -67,10 +67,22 @@ impl Hub {
         let id = self.next_id;
         let (tx, rx) = mpsc::channel(256);
         let span = info_span!("chat", xmpp = %key.0, sip = %key.1, id);
-        tokio::spawn(
+        let task = tokio::spawn(
             chat_session::run(self.ctx.clone(), key.clone(), id, parties, start, rx)
                 .instrument(span),
         );
+        // A session that panics must still leave the table (and say so loudly).
+        let router = self.ctx.router.clone();
+        let k = key.clone();
+        tokio::spawn(async move {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, sip = %k.1, "chat session task failed");
+                let ended = Ended::Closed(Vec::new());
+                let _ = router
+                    .send(super::Event::ChatEnded { key: k, id, ended })
+                    .await;
+            }
+        });
         self.sessions.insert(key, Entry { tx: tx.clone(), id });
         tx
     }

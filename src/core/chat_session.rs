@@ -209,9 +209,10 @@ impl Task {
                 .collect(),
             None => vec![self.local.clone()],
         };
+        // RFC 4975 §8.1: c= and m= name our own URI (the last of the path), relay or not.
         let (sdp_host, sdp_port) = (
-            path[0].host.trim_matches(['[', ']']).to_string(),
-            path[0].port.unwrap_or(2855),
+            self.local.host.trim_matches(['[', ']']).to_string(),
+            self.local.port.unwrap_or(2855),
         );
         let s = &self.ctx.settings.msrp;
         let local_sdp = |setup| sdp::Local {
@@ -335,7 +336,9 @@ impl Task {
         // Behind a relay (RFC 4976) the peer's frames reach us over the relay connection,
         // and ours go straight to the first hop of the peer's path: relays such as
         // Kamailio's only forward toward the client that AUTHed a Use-Path.
-        let active = relay_conn.is_some() || role == Role::Active;
+        // A peer behind its own relay (a path of more than one URI) is reached through that
+        // relay, never over the connection the relay's peer side opened to us.
+        let active = relay_conn.is_some() || role == Role::Active || remote.path.len() > 1;
         let mut conn: Option<Conn> = match active {
             true => match self.ctx.transport.connect(&remote.path[0]).await {
                 Ok(c) => Some(c),

@@ -317,9 +317,21 @@ impl PendingInvite {
             transport: Some((req.tp_info.transport.clone(), req.tp_info.source)),
             ..Default::default()
         };
-        let mut resp = dialog
-            .create_response(&req, StatusCode::OK, None)
+        // Built by hand: ezk's Dialog::create_response panics when the endpoint lists no
+        // Supported extension (the gateway supports none).
+        let mut resp = self.endpoint.create_response(&req, StatusCode::OK, None);
+        let tag = dialog.local_fromto.tag.clone();
+        resp.msg
+            .headers
+            .edit(Name::TO, |to: &mut ezk_sip_types::header::typed::FromTo| {
+                to.tag = tag;
+            })
             .map_err(|e| format!("{e:?}"))?;
+        let _ = req
+            .headers
+            .clone_into(&mut resp.msg.headers, Name::RECORD_ROUTE);
+        resp.msg.headers.insert_named(&dialog.local_contact);
+        resp.msg.headers.insert(Name::ALLOW, super::ALLOW);
         resp.msg
             .headers
             .insert_named(&ContentType(BytesStr::from_static("application/sdp")));

@@ -264,10 +264,9 @@ impl Session {
                 .with("Message-ID", mid.clone())
                 .with("Success-Report", if success_report { "yes" } else { "no" })
                 .with("Failure-Report", if relayed { "partial" } else { "yes" })
-                .with("Byte-Range", format!("{s}-{e}/{total}"));
-            if i == 0 {
-                f = f.with("Content-Type", content_type.to_string());
-            }
+                .with("Byte-Range", format!("{s}-{e}/{total}"))
+                // §9: every frame with data ends its headers with Content-Type.
+                .with("Content-Type", content_type.to_string());
             f.body = Some(Bytes::copy_from_slice(&body[s - 1..e.max(s - 1)]));
             f.flag = if i + 1 == n { Flag::End } else { Flag::More };
             if !relayed {
