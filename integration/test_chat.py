@@ -282,3 +282,84 @@ def test_chat_rfc4976_stox_behind_kamailio_relay(alice, msrp_relay, stox, gatewa
         gateway.stop()
         gateway.relay = None
         gateway.start()
+
+
+# ------------------------------------------------------------------ page mode: typing and IMDN over MESSAGE
+from topology import MSRP_PAGE_DOMAIN  # noqa: E402
+
+ROMEO_PAGE = sip_jid("romeo", MSRP_PAGE_DOMAIN)
+IMDN_NS = "urn:ietf:params:imdn"
+MARKERS = "urn:xmpp:chat-markers:0"
+
+
+def ctype(m) -> str:
+    return (m["headers"].get("Content-Type") or "").lower()
+
+
+def test_chat_13_16_page_mode_typing_both_ways(alice, ua, run_id):
+    alice.send_message(ROMEO_PAGE, None, extra_xml="<composing xmlns='%s'/>" % CHATSTATES)
+    m = ua.wait_sip_message(lambda m: "im-iscomposing" in ctype(m), timeout=10)
+    assert b"<state>active</state>" in m["body"] and b"<refresh>" in m["body"], m["body"]
+    alice.send_message(ROMEO_PAGE, None, extra_xml="<paused xmlns='%s'/>" % CHATSTATES)
+    m = ua.wait_sip_message(lambda m: "im-iscomposing" in ctype(m), timeout=10)
+    assert b"<state>idle</state>" in m["body"], m["body"]
+    text = "typed " + run_id
+    alice.send_message(ROMEO_PAGE, text, extra_xml="<active xmlns='%s'/>" % CHATSTATES)
+    m = ua.wait_sip_message(lambda m: ctype(m).startswith("text/plain"), timeout=10)
+    assert m["body"].decode() == text
+    # SIP -> XMPP: an isComposing MESSAGE is a chat state, never text
+    doc = ("<?xml version='1.0' encoding='UTF-8'?><isComposing xmlns='urn:ietf:params:xml:ns:im-iscomposing'>"
+           "<state>active</state><refresh>60</refresh></isComposing>")
+    r = ua.request("MESSAGE", ALICE_SIP, GW, from_uri="sip:romeo@%s" % MSRP_PAGE_DOMAIN, body=doc.encode(),
+                   content_type="application/im-iscomposing+xml", timeout=10)
+    assert r["code"] == 200, r
+    c = alice.wait_message(lambda m: bare(m.frm) == ROMEO_PAGE.lower() and payload(m, CHATSTATES, "composing")
+                           is not None, timeout=10, what="<composing/> from a page-mode isComposing")
+    assert c.body is None, c.raw
+
+
+def cpim_request(frm: str, to: str, imdn_id: str, text: str) -> bytes:
+    return ("From: <%s>\r\nTo: <%s>\r\nNS: imdn <%s>\r\nimdn.Message-ID: %s\r\nDateTime: 2026-11-26T10:00:00Z\r\n"
+            "imdn.Disposition-Notification: positive-delivery, display\r\n\r\n"
+            "Content-Type: text/plain;charset=UTF-8\r\n\r\n%s" % (frm, to, IMDN_NS, imdn_id, text)).encode()
+
+
+def test_chat_17_18_page_mode_receipts_via_imdn_both_ways(alice, ua, run_id):
+    romeo = "sip:romeo@%s" % MSRP_PAGE_DOMAIN
+    # SIP -> XMPP: the IMDN request becomes <request/> + <markable/>; alice's receipt and marker come back
+    text = "imdn please " + run_id
+    r = ua.request("MESSAGE", ALICE_SIP, GW, from_uri=romeo, body=cpim_request(romeo, ALICE_SIP, "im" + run_id, text),
+                   content_type="message/cpim", timeout=10)
+    assert r["code"] == 200, r
+    got = alice.wait_message(lambda m: m.body == text, timeout=10)
+    assert payload(got, RECEIPTS, "request") is not None and payload(got, MARKERS, "markable") is not None, got.raw
+    # no notification before alice's client says so
+    time.sleep(1)
+    assert not [m for m in ua.messages if b"imdn+xml" in m["body"]], "a notification nobody sent"
+    alice.send_message(got.frm, None, extra_xml="<received xmlns='%s' id='%s'/>" % (RECEIPTS, got.id))
+    n = ua.wait_sip_message(lambda m: b"<delivered/>" in m["body"], timeout=10)
+    assert ctype(n).startswith("message/cpim") and ("<message-id>im%s</message-id>" % run_id).encode() in n["body"], \
+        n["body"]
+    alice.send_message(got.frm, None, extra_xml="<displayed xmlns='%s' id='%s'/>" % (MARKERS, got.id))
+    n = ua.wait_sip_message(lambda m: b"<displayed/>" in m["body"], timeout=10)
+    assert ("<message-id>im%s</message-id>" % run_id).encode() in n["body"], n["body"]
+    # XMPP -> SIP: romeo's client speaks IMDN now, so alice's <request/> becomes an IMDN request ...
+    mid = alice.send_message(ROMEO_PAGE, "got it? " + run_id, extra_xml="<request xmlns='%s'/>" % RECEIPTS)
+    m = ua.wait_sip_message(lambda m: ("got it? " + run_id).encode() in m["body"], timeout=10)
+    assert ctype(m).startswith("message/cpim"), ctype(m)
+    imdn_id = re.search(rb"imdn\.Message-ID: (\S+)", m["body"]).group(1).decode()
+    assert re.search(rb"imdn\.Disposition-Notification: [^\r\n]*positive-delivery", m["body"]), m["body"]
+    time.sleep(1)
+    assert not [x for x in alice.messages if payload(x, RECEIPTS, "received") is not None
+                and payload(x, RECEIPTS, "received").get("id") == mid], "receipt from a bare 200"
+    # ... and romeo's delivery notification becomes alice's receipt
+    xml = ("<?xml version='1.0' encoding='UTF-8'?><imdn xmlns='urn:ietf:params:xml:ns:imdn'><message-id>%s"
+           "</message-id><datetime>2026-11-26T10:00:01Z</datetime><delivery-notification><status><delivered/>"
+           "</status></delivery-notification></imdn>" % imdn_id)
+    body = ("From: <%s>\r\nTo: <%s>\r\nNS: imdn <%s>\r\nimdn.Message-ID: n%s\r\n\r\nContent-Type: message/imdn+xml\r\n"
+            "Content-Disposition: notification\r\n\r\n%s" % (romeo, ALICE_SIP, IMDN_NS, run_id, xml)).encode()
+    r = ua.request("MESSAGE", ALICE_SIP, GW, from_uri=romeo, body=body, content_type="message/cpim", timeout=10)
+    assert r["code"] == 200, r
+    alice.wait_message(lambda x: payload(x, RECEIPTS, "received") is not None
+                       and payload(x, RECEIPTS, "received").get("id") == mid, timeout=10,
+                       what="<received/> from an IMDN delivery notification")

@@ -30,3 +30,4 @@ MSRP_RELAY_PORT = 2855          # the kit's Kamailio MSRP relay
 BARESIP_FB = (5141, 4491)       # baresip answering 488 to MSRP INVITEs (route "bsfb.test"; [chat.domains] auto)
 BARESIP_FB_DOMAIN = "bsfb.test"
 CHAT_IDLE_SECS = 8              # [chat] idle_timeout_secs of the test config
+MSRP_PAGE_DOMAIN = "msrppage.test"  # the same msrp_ua.py, routed, in page mode (typing and IMDN over MESSAGE)

@@ -3,6 +3,7 @@
 //! [`msrp`] is our RFC 4975 implementation (codec and sans-IO session).
 pub mod iscomposing;
 pub mod msrp;
+pub mod page;
 pub mod sdp;
 pub mod translate;
 pub mod transport;

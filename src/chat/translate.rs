@@ -7,6 +7,7 @@ use super::iscomposing;
 use super::msrp::Received;
 use crate::errmap::{DefinedCondition, XmppError};
 use crate::im::translate::xml_safe;
+use crate::xmpp::xml::BuilderExt;
 use xmpp_parsers::chatstates::ChatState;
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::{Id, Message, MessageType, Thread};
@@ -14,6 +15,8 @@ use xmpp_parsers::receipts;
 
 const RECEIPTS_NS: &str = "urn:xmpp:receipts";
 const CHATSTATES_NS: &str = "http://jabber.org/protocol/chatstates";
+/// XEP-0333 chat markers.
+pub const MARKERS_NS: &str = "urn:xmpp:chat-markers:0";
 
 /// What an XMPP chat stanza asks of a session.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -30,12 +33,19 @@ pub struct XmppChat {
     pub received: Option<String>,
     /// `<thread/>`.
     pub thread: Option<String>,
+    /// XEP-0333 `<markable/>`.
+    pub markable: bool,
+    /// XEP-0333 `<displayed id/>`.
+    pub displayed: Option<String>,
 }
 
 impl XmppChat {
     /// Nothing a session can carry (e.g. only a `<displayed/>` marker).
     pub fn is_empty(&self) -> bool {
-        self.body.is_none() && self.chat_state.is_none() && self.received.is_none()
+        self.body.is_none()
+            && self.chat_state.is_none()
+            && self.received.is_none()
+            && self.displayed.is_none()
     }
 }
 
@@ -59,6 +69,10 @@ pub fn read_xmpp(msg: &Message) -> XmppChat {
             out.receipt_request = true;
         } else if p.is("received", RECEIPTS_NS) {
             out.received = p.attr("id").map(str::to_string);
+        } else if p.is("markable", MARKERS_NS) {
+            out.markable = true;
+        } else if p.is("displayed", MARKERS_NS) {
+            out.displayed = p.attr("id").map(str::to_string);
         }
     }
     out
@@ -164,6 +178,18 @@ pub fn chat_state(from: &Jid, to: &Jid, thread: &str, state: ChatState) -> Messa
         id: xml_safe(thread),
     });
     m.payloads.push(state.into());
+    m
+}
+
+/// XEP-0333 `<displayed/>` for the XMPP message `id` (an IMDN display notification).
+pub fn displayed(from: &Jid, to: &Jid, id: &str) -> Message {
+    let mut m = Message::new(Some(to.clone()));
+    m.from = Some(from.clone());
+    m.payloads.push(
+        xmpp_parsers::minidom::Element::builder("displayed", MARKERS_NS)
+            .a("id", id)
+            .build(),
+    );
     m
 }
 

@@ -21,6 +21,9 @@ pub struct Outbound {
     pub stanza: Element,
     /// The MESSAGE to send.
     pub out: SipMessageOut,
+    /// A chat state or notification: a failure is logged, not answered with an error
+    /// stanza (the XMPP user sent no message that could fail).
+    pub quiet: bool,
 }
 
 /// The conversation task.
@@ -71,6 +74,10 @@ impl Conversation {
                 };
                 if let Err(failure) = result {
                     debug!(?failure, "MESSAGE failed");
+                    if item.quiet {
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        return;
+                    }
                     let err = failure_to_xmpp(&failure, &map);
                     let _ = xmpp
                         .send(service::error_reply(&item.stanza, err, map.component()))

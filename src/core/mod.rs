@@ -9,6 +9,7 @@
 pub mod chat_hub;
 pub mod chat_session;
 pub mod conversation;
+mod page;
 pub mod store_writer;
 
 use crate::addr::AddressMap;
@@ -87,6 +88,8 @@ pub struct Router {
     presence_outbox: std::collections::VecDeque<xmpp_parsers::presence::Presence>,
     /// MSRP chat sessions.
     chat: chat_hub::Hub,
+    /// Page-mode typing and receipts.
+    page: crate::chat::page::PageState,
 }
 
 /// Most subscription stanzas held for the link.
@@ -109,6 +112,7 @@ impl Router {
         let bounce = BounceWindow::new(cfg.bounce_window);
         Router {
             chat,
+            page: Default::default(),
             presence,
             held: HashMap::new(),
             next_tx: 0,
@@ -293,8 +297,14 @@ impl Router {
 
     /// Page mode (RFC 7572): the message becomes a SIP MESSAGE.
     async fn page(&mut self, el: Element, msg: Message) {
+        if self.page_extras(&el, &msg).await {
+            return;
+        }
         match im::xmpp_to_sip(&msg, &self.cfg.map, self.cfg.limits) {
-            Ok(im::XmppOutcome::Send(out)) => self.dispatch(el, *out).await,
+            Ok(im::XmppOutcome::Send(mut out)) => {
+                self.page_wrap(&msg, &mut out);
+                self.dispatch(el, *out).await;
+            }
             Ok(im::XmppOutcome::Ignore(why)) => debug!(why, "message not forwarded"),
             Err(rej) => {
                 debug!(%rej, "message refused");
@@ -339,11 +349,19 @@ impl Router {
     }
 
     async fn dispatch(&mut self, el: Element, out: im::SipMessageOut) {
+        self.dispatch_as(el, out, false).await;
+    }
+
+    async fn dispatch_as(&mut self, el: Element, out: im::SipMessageOut, quiet: bool) {
         let key = (
             el.attr("from").unwrap_or("").to_string(),
             out.request_uri.aor(),
         );
-        let item = Outbound { stanza: el, out };
+        let item = Outbound {
+            stanza: el,
+            out,
+            quiet,
+        };
         let item = match self.conversations.get(&key) {
             Some(tx) => match tx.try_send(item) {
                 Ok(()) => return,
@@ -488,7 +506,11 @@ impl Router {
 
     async fn on_sip(&mut self, e: SipEvent) {
         let (msg, responder) = match e {
-            SipEvent::Message { msg, responder } => (msg, responder),
+            SipEvent::Message { msg, responder } if !self.xmpp.is_up() => (msg, responder),
+            SipEvent::Message { msg, responder } => match self.page_inbound(msg, responder).await {
+                Ok(()) => return,
+                Err(back) => back,
+            },
             SipEvent::Invite { msg, pending } => {
                 self.on_invite(*msg, pending).await;
                 return;
@@ -532,7 +554,10 @@ impl Router {
             crate::sip::inbound::random_token()
         );
         let stanza = match im::sip_to_xmpp(&msg, &self.cfg.map, &id, self.cfg.inbound_type) {
-            Ok(m) => m,
+            Ok(mut m) => {
+                self.page_request(&msg, &mut m);
+                m
+            }
             Err(rej) => {
                 debug!(%rej, call_id = %msg.call_id, "SIP MESSAGE refused");
                 respond_later(responder, rej.sip);

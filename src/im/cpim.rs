@@ -11,24 +11,62 @@ pub struct CpimContent<'a> {
     pub content_type: String,
     /// Inner body bytes.
     pub body: &'a [u8],
+    /// The CPIM message headers (`From`, `NS`, `imdn.Message-ID` ...), in order.
+    pub headers: Vec<(String, String)>,
+    /// Inner MIME headers other than Content-Type (e.g. `Content-Disposition`).
+    pub mime_headers: Vec<(String, String)>,
+}
+
+impl CpimContent<'_> {
+    /// A header of the namespace `ns` (RFC 3862 §3.3.5: `NS: prefix <uri>` binds the prefix
+    /// used as `prefix.Name`).
+    pub fn ns_header(&self, ns: &str, name: &str) -> Option<&str> {
+        let prefixes: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("NS"))
+            .filter_map(|(_, v)| {
+                let (prefix, uri) = v.split_once('<')?;
+                (uri.trim_end().trim_end_matches('>') == ns).then_some(prefix.trim())
+            })
+            .collect();
+        self.headers.iter().find_map(|(n, v)| {
+            let (p, local) = n.split_once('.')?;
+            (local.eq_ignore_ascii_case(name) && prefixes.iter().any(|x| x.eq_ignore_ascii_case(p)))
+                .then_some(v.as_str())
+        })
+    }
+}
+
+fn header_lines(block: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(block)
+        .lines()
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            Some((n.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
 }
 
 /// Split a CPIM body. `None` when the structure is broken (no blank-line separators).
 pub fn unwrap(body: &[u8]) -> Option<CpimContent<'_>> {
-    let (_msg_headers, rest) = split_headers(body)?;
+    let (msg_headers, rest) = split_headers(body)?;
     let (mime_headers, content) = split_headers(rest)?;
-    let text = std::str::from_utf8(mime_headers).ok()?;
+    std::str::from_utf8(mime_headers).ok()?;
     let mut content_type = "text/plain".to_string();
-    for line in text.lines() {
-        if let Some((name, value)) = line.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("content-type") {
-                content_type = value.trim().to_string();
-            }
+    let mut others = Vec::new();
+    for (name, value) in header_lines(mime_headers) {
+        if name.eq_ignore_ascii_case("content-type") {
+            content_type = value;
+        } else {
+            others.push((name, value));
         }
     }
     Some(CpimContent {
         content_type,
         body: content,
+        headers: header_lines(msg_headers),
+        mime_headers: others,
     })
 }
 

@@ -44,8 +44,11 @@ pub struct SipMessageOut {
     pub subject: Option<String>,
     /// `Content-Language` from `xml:lang`.
     pub content_language: Option<String>,
-    /// `text/plain;charset=UTF-8` body.
+    /// The body.
     pub body: String,
+    /// Its Content-Type: `text/plain;charset=UTF-8` for text; CPIM, isComposing or IMDN
+    /// for page-mode receipts and typing (`crate::chat::page`).
+    pub content_type: String,
 }
 
 /// What to do with an XMPP message addressed to a SIP user.
@@ -224,6 +227,7 @@ fn build(
         subject,
         content_language: lang,
         body: body_text,
+        content_type: "text/plain;charset=UTF-8".into(),
     })))
 }
 

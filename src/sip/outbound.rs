@@ -228,9 +228,7 @@ impl SipClient {
         if let Some(l) = &m.content_language {
             headers.insert(Name::CONTENT_LANGUAGE, l.as_str());
         }
-        headers.insert_named(&ContentType(BytesStr::from_static(
-            "text/plain;charset=UTF-8",
-        )));
+        headers.insert_named(&ContentType(BytesStr::from(m.content_type.clone())));
         let request = Request {
             line: RequestLine {
                 method: Method::MESSAGE,
