@@ -70,7 +70,9 @@ impl Conn {
     }
 }
 
-type Routes = Arc<Mutex<HashMap<String, mpsc::Sender<Inbound>>>>;
+/// Session-id -> the session's frame queue (boxed frames: every session has a queue, whose
+/// blocks are sized by the element type).
+type Routes = Arc<Mutex<HashMap<String, mpsc::Sender<Box<Inbound>>>>>;
 /// Open connections we made, by authority: the writer (weak: unused ones close), the
 /// closed flag and the peer address.
 type Pool = Arc<Mutex<HashMap<String, PoolEntry>>>;
@@ -95,7 +97,7 @@ impl std::fmt::Debug for Transport {
 }
 
 /// Frames queued toward one session before the reader waits.
-const SESSION_QUEUE: usize = 256;
+const SESSION_QUEUE: usize = 64;
 /// An accepted connection must carry a frame for a session this soon.
 const FIRST_FRAME: Duration = Duration::from_secs(30);
 /// An accepted connection with no traffic this long is closed.
@@ -148,7 +150,7 @@ impl Transport {
     }
 
     /// A fresh URI for a new session, registered for its frames.
-    pub fn open_session(&self) -> (MsrpUri, mpsc::Receiver<Inbound>) {
+    pub fn open_session(&self) -> (MsrpUri, mpsc::Receiver<Box<Inbound>>) {
         let uri = MsrpUri::local(&self.cfg.host, self.port);
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         let id = uri.session_id.clone().unwrap_or_default();
@@ -337,7 +339,7 @@ impl Transport {
                         Some(s) => {
                             routed_any = true;
                             // Waiting here is the back-pressure toward a fast sender.
-                            if s.send(Inbound { frame, conn }).await.is_err() {
+                            if s.send(Box::new(Inbound { frame, conn })).await.is_err() {
                                 debug!(%peer, "MSRP frame for a session that just ended");
                             }
                         }

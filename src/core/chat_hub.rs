@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_xmpp::minidom::Element;
-use tracing::{debug, info, info_span, Instrument};
+use tracing::{debug, info};
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::{Message, MessageType};
 
@@ -65,24 +65,10 @@ impl Hub {
     ) -> mpsc::Sender<Cmd> {
         self.next_id += 1;
         let id = self.next_id;
-        let (tx, rx) = mpsc::channel(256);
-        let span = info_span!("chat", xmpp = %key.0, sip = %key.1, id);
-        let task = tokio::spawn(
-            chat_session::run(self.ctx.clone(), key.clone(), id, parties, start, rx)
-                .instrument(span),
-        );
-        // A session that panics must still leave the table (and say so loudly).
-        let router = self.ctx.router.clone();
-        let k = key.clone();
-        tokio::spawn(async move {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, sip = %k.1, "chat session task failed");
-                let ended = Ended::Closed(Vec::new());
-                let _ = router
-                    .send(super::Event::ChatEnded { key: k, id, ended })
-                    .await;
-            }
-        });
+        // Small: a session's queue only backs up while its INVITE is pending.
+        let (tx, rx) = mpsc::channel(64);
+        let fut = chat_session::run(self.ctx.clone(), key.clone(), id, parties, start, rx);
+        chat_session::spawn_supervised(fut, self.ctx.router.clone(), key.clone(), id);
         self.sessions.insert(key, Entry { tx: tx.clone(), id });
         tx
     }
@@ -135,11 +121,11 @@ impl Router {
         let key = (from.to_string(), aor.clone());
         // An existing session of this pair, or an unbound one the SIP user started.
         if let Some(e) = self.chat.sessions.get(&key) {
-            match e.tx.send(Cmd::Xmpp(*item)).await {
+            match e.tx.send(Cmd::Xmpp(item)).await {
                 Ok(()) => return Ok(()),
                 Err(mpsc::error::SendError(Cmd::Xmpp(i))) => {
                     self.chat.sessions.remove(&key);
-                    item = Box::new(i);
+                    item = i;
                 }
                 Err(_) => unreachable!("we sent an Xmpp command"),
             }
@@ -148,12 +134,12 @@ impl Router {
             if let Some(e) = self.chat.sessions.remove(&bare_key) {
                 // CHAT-10: the XMPP user answered from this resource: bind the session to it.
                 let _ = e.tx.send(Cmd::Bind(from.clone())).await;
-                match e.tx.send(Cmd::Xmpp(*item)).await {
+                match e.tx.send(Cmd::Xmpp(item)).await {
                     Ok(()) => {
                         self.chat.sessions.insert(key, e);
                         return Ok(());
                     }
-                    Err(mpsc::error::SendError(Cmd::Xmpp(i))) => item = Box::new(i),
+                    Err(mpsc::error::SendError(Cmd::Xmpp(i))) => item = i,
                     Err(_) => unreachable!("we sent an Xmpp command"),
                 }
             }
@@ -208,7 +194,7 @@ impl Router {
         let tx = self
             .chat
             .spawn(key, parties, Start::Outbound { invite, thread });
-        let _ = tx.send(Cmd::Xmpp(*item)).await;
+        let _ = tx.send(Cmd::Xmpp(item)).await;
         Ok(())
     }
 

@@ -77,8 +77,9 @@ pub struct Item {
 /// Commands from the router.
 #[derive(Debug)]
 pub enum Cmd {
-    /// A stanza of this conversation.
-    Xmpp(Item),
+    /// A stanza of this conversation (boxed: the queue's blocks are sized by the largest
+    /// command, and every session has one).
+    Xmpp(Box<Item>),
     /// The XMPP user's full JID the session is now bound to (CHAT-10).
     Bind(Jid),
     /// The bound resource went unavailable (CHAT-12).
@@ -150,14 +151,75 @@ pub async fn run(
         queue: VecDeque::new(),
         local: local.clone(),
     };
-    let ended = task.run(start, &mut cmds, frames).await;
-    ctx.transport.close_session(&local);
+    match Box::pin(task.setup(start, &mut cmds, frames)).await {
+        Err(ended) => finish(&ctx, key, id, &local, ended, cmds).await,
+        Ok(up) => {
+            // The set-up future is large (SIP transactions, SDP, relay AUTH) and a task keeps
+            // its future's size for life: the conversation continues in a task of its own,
+            // sized for the established session only, and this one ends.
+            let router = ctx.router.clone();
+            let k = key.clone();
+            spawn_supervised(
+                async move {
+                    let Up {
+                        dialog,
+                        remote,
+                        role,
+                        relay_conn,
+                        mut frames,
+                    } = up;
+                    let ended = Box::pin(task.established(
+                        dialog,
+                        remote,
+                        role,
+                        relay_conn,
+                        &mut cmds,
+                        &mut frames,
+                    ))
+                    .await;
+                    finish(&ctx, key, id, &local, ended, cmds).await;
+                },
+                router,
+                k,
+                id,
+            );
+        }
+    }
+}
+
+/// Spawn a session future; if it panics, the router still learns the session is gone.
+pub fn spawn_supervised<F>(fut: F, router: mpsc::Sender<Event>, key: (String, String), id: u64)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    use tracing::Instrument;
+    let span = tracing::info_span!("chat", xmpp = %key.0, sip = %key.1, id);
+    let task = tokio::spawn(fut.instrument(span));
+    tokio::spawn(async move {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, sip = %key.1, "chat session task failed");
+            let ended = Ended::Closed(Vec::new());
+            let _ = router.send(Event::ChatEnded { key, id, ended }).await;
+        }
+    });
+}
+
+/// Report the end to the router, with what is still queued.
+async fn finish(
+    ctx: &Ctx,
+    key: (String, String),
+    id: u64,
+    local: &MsrpUri,
+    ended: Ended,
+    mut cmds: mpsc::Receiver<Cmd>,
+) {
+    ctx.transport.close_session(local);
     // Whatever is still queued in the channel belongs to the result.
     cmds.close();
     let mut rest = Vec::new();
     while let Ok(c) = cmds.try_recv() {
         if let Cmd::Xmpp(i) = c {
-            rest.push(i);
+            rest.push(*i);
         }
     }
     let ended = match ended {
@@ -171,6 +233,15 @@ pub async fn run(
         }
     };
     let _ = ctx.router.send(Event::ChatEnded { key, id, ended }).await;
+}
+
+/// An established session handed from set-up to the conversation loop.
+struct Up {
+    dialog: Established,
+    remote: sdp::Remote,
+    role: Role,
+    relay_conn: Option<Conn>,
+    frames: mpsc::Receiver<Box<Inbound>>,
 }
 
 struct Task {
@@ -188,17 +259,17 @@ struct InFlight {
 }
 
 impl Task {
-    async fn run(
+    async fn setup(
         &mut self,
         start: Start,
         cmds: &mut mpsc::Receiver<Cmd>,
-        mut frames: mpsc::Receiver<Inbound>,
-    ) -> Ended {
-        let relay = match self.ctx.transport.relay().await {
+        frames: mpsc::Receiver<Box<Inbound>>,
+    ) -> Result<Up, Ended> {
+        let relay = match Box::pin(self.ctx.transport.relay()).await {
             Ok(r) => r,
             Err(e) => {
                 warn!(error = %e, "MSRP relay unusable");
-                return self.refuse_start(start, &e).await;
+                return Err(self.refuse_start(start, &e).await);
             }
         };
         let path: Vec<MsrpUri> = match &relay {
@@ -230,13 +301,14 @@ impl Task {
                 invite.sdp = sdp::build(&local_sdp(None), 1);
                 let sip = self.ctx.sip.clone();
                 let result = {
-                    let fut = sip.invite(&invite);
-                    tokio::pin!(fut);
+                    // Boxed: the INVITE future is large and only lives during set-up; inline it
+                    // would size every idle session's task for it.
+                    let mut fut = Box::pin(sip.invite(&invite));
                     loop {
                         tokio::select! {
                             r = &mut fut => break r,
                             c = cmds.recv() => match c {
-                                Some(Cmd::Xmpp(i)) => self.queue.push_back(i),
+                                Some(Cmd::Xmpp(i)) => self.queue.push_back(*i),
                                 Some(Cmd::Bind(j)) => self.parties.xmpp_user = j,
                                 Some(Cmd::ResourceGone | Cmd::Stop) | None => {}
                             }
@@ -252,7 +324,7 @@ impl Task {
                             code = status.code,
                             "SIP user refused an MSRP session: page mode"
                         );
-                        return Ended::Fallback(self.queue.drain(..).collect());
+                        return Err(Ended::Fallback(self.queue.drain(..).collect()));
                     }
                     Err(f) => {
                         debug!(?f, "session INVITE failed");
@@ -260,7 +332,7 @@ impl Task {
                         for i in std::mem::take(&mut self.queue) {
                             self.reply_error(&i, err.clone()).await;
                         }
-                        return Ended::Closed(Vec::new());
+                        return Err(Ended::Closed(Vec::new()));
                     }
                 };
                 self.thread = thread.unwrap_or_else(|| dialog.call_id.clone());
@@ -268,8 +340,8 @@ impl Task {
                     Ok(r) => r,
                     Err(e) => {
                         info!(error = %e, "2xx without a usable MSRP answer: BYE, page mode");
-                        dialog.bye().await;
-                        return Ended::Fallback(self.queue.drain(..).collect());
+                        Box::pin(dialog.bye()).await;
+                        return Err(Ended::Fallback(self.queue.drain(..).collect()));
                     }
                 };
                 let role = sdp::offer_role(remote.setup.as_deref());
@@ -284,18 +356,23 @@ impl Task {
                 self.thread = call_id;
                 let (role, setup) = sdp::answer_role(offer.setup.as_deref());
                 let answer = sdp::build(&local_sdp(setup), 1);
-                match pending.accept(&contact, answer).await {
+                match Box::pin(pending.accept(&contact, answer)).await {
                     Ok(d) => (d, offer, role),
                     Err(e) => {
                         warn!(error = %e, "could not answer the INVITE");
-                        return Ended::Closed(Vec::new());
+                        return Err(Ended::Closed(Vec::new()));
                     }
                 }
             }
         };
         info!(call_id = %dialog.call_id, local = %self.local, remote = %msrp::uri::path_string(&remote.path), "MSRP session up");
-        self.established(dialog, remote, role, relay.map(|r| r.0), cmds, &mut frames)
-            .await
+        Ok(Up {
+            dialog,
+            remote,
+            role,
+            relay_conn: relay.map(|r| r.0),
+            frames,
+        })
     }
 
     async fn refuse_start(&mut self, start: Start, why: &str) -> Ended {
@@ -307,6 +384,7 @@ impl Task {
                         "MSRP Relay Unavailable",
                     ))
                     .await;
+                // (set-up only: the future's size does not matter here)
                 Ended::Closed(Vec::new())
             }
             Start::Outbound { .. } => {
@@ -324,7 +402,7 @@ impl Task {
         role: Role,
         relay_conn: Option<Conn>,
         cmds: &mut mpsc::Receiver<Cmd>,
-        frames: &mut mpsc::Receiver<Inbound>,
+        frames: &mut mpsc::Receiver<Box<Inbound>>,
     ) -> Ended {
         let mut session = Session::new(
             self.local.clone(),
@@ -344,7 +422,7 @@ impl Task {
                 Ok(c) => Some(c),
                 Err(e) => {
                     info!(error = %e, "cannot reach the MSRP peer: BYE");
-                    dialog.bye().await;
+                    Box::pin(dialog.bye()).await;
                     return Ended::Closed(self.queue.drain(..).collect());
                 }
             },
@@ -372,7 +450,7 @@ impl Task {
         // peer's first frame; the MSRP machine holds its frames until then).
         let queued: Vec<Item> = self.queue.drain(..).collect();
         for i in queued {
-            self.on_xmpp(&mut st, i).await;
+            Box::pin(self.on_xmpp(&mut st, i)).await;
         }
         let mut pending_writes: VecDeque<Bytes> = VecDeque::new();
         let outcome = loop {
@@ -380,7 +458,7 @@ impl Task {
             while let Some(o) = st.session.poll_output() {
                 match o {
                     msrp::Output::Write(b) => pending_writes.push_back(b),
-                    msrp::Output::Event(e) => self.on_msrp_event(&mut st, e).await,
+                    msrp::Output::Event(e) => Box::pin(self.on_msrp_event(&mut st, e)).await,
                 }
             }
             if let Some(c) = &conn {
@@ -421,7 +499,7 @@ impl Task {
             };
             tokio::select! {
                 c = cmds.recv() => match c {
-                    Some(Cmd::Xmpp(i)) => self.on_xmpp(&mut st, i).await,
+                    Some(Cmd::Xmpp(i)) => Box::pin(self.on_xmpp(&mut st, *i)).await,
                     Some(Cmd::Bind(j)) => {
                         debug!(jid = %j, "session bound to a resource");
                         self.parties.xmpp_user = j;
@@ -430,7 +508,8 @@ impl Task {
                     Some(Cmd::Stop) | None => break Outcome::LocalEnd,
                 },
                 f = frames.recv() => match f {
-                    Some(Inbound { frame, conn: c }) => {
+                    Some(inbound) => {
+                        let Inbound { frame, conn: c } = *inbound;
                         if conn.is_none() {
                             conn = Some(c);
                         }
@@ -480,11 +559,11 @@ impl Task {
                 self.unsent(&mut st)
             }
             Outcome::LocalEnd => {
-                dialog.bye().await;
+                Box::pin(dialog.bye()).await;
                 self.unsent(&mut st)
             }
             Outcome::ConnectionLost => {
-                dialog.bye().await;
+                Box::pin(dialog.bye()).await;
                 self.unsent(&mut st)
             }
         };
