@@ -859,8 +859,8 @@ class MsrpUa:
                     for action in self._on_frame(c, f):
                         action()
                 except Exception as e:  # noqa: BLE001 - the reader never dies on bad input
-                    if self._stop.is_set():
-                        break      # our own stop() closed the socket under a pending answer: not the far side's fault
+                    if self._stop.is_set() or not c.alive:
+                        break      # we closed the socket ourselves under a pending answer: not the far side's fault
                     with self.lock:
                         self._violation("MSRP: error handling %s %s on %s: %r" % (f.method or f.code, f.tid, c.name, e))
         c.close()

@@ -363,3 +363,26 @@ def test_chat_17_18_page_mode_receipts_via_imdn_both_ways(alice, ua, run_id):
     alice.wait_message(lambda x: payload(x, RECEIPTS, "received") is not None
                        and payload(x, RECEIPTS, "received").get("id") == mid, timeout=10,
                        what="<received/> from an IMDN delivery notification")
+
+
+def test_chat_12_bound_resource_leaving_ends_the_session(alice, ua, run_id):
+    alice.send_presence(to=ROMEO)                       # directed presence: the server will tell stox when it ends
+    alice.send_message(ROMEO, "before leaving " + run_id)
+    s = ua.wait_session(15)
+    s.wait_message(lambda m: m.get("text") == "before leaving " + run_id, timeout=10)
+    alice.send_presence(to=ROMEO, type="unavailable")
+    assert s.wait_bye(timeout=10), "CHAT-12: the resource went unavailable, the session must end with BYE"
+
+
+def test_chat_lost_tcp_connection_next_message_opens_a_new_session(alice, ua, run_id):
+    alice.send_message(ROMEO, "first " + run_id)
+    s = ua.wait_session(15)
+    s.wait_message(lambda m: m.get("text") == "first " + run_id, timeout=10)
+    s.wait_connected(5)
+    s.conn.close()                                      # the MSRP connection dies under the session
+    assert s.wait_bye(timeout=10), "stox must end a session whose MSRP connection is gone (BYE)"
+    alice.send_message(ROMEO, "after the loss " + run_id)
+    s2 = ua.wait_session(15)
+    s2.wait_message(lambda m: m.get("text") == "after the loss " + run_id, timeout=10)
+    errors = [m.raw for m in alice.messages if m.type == "error"]
+    assert not errors, "no error expected, the message has a new session: %s" % errors
