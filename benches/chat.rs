@@ -18,10 +18,10 @@
 mod support;
 
 mod common;
-use common::{in_use, kib, rss_kib};
+use common::{in_use, kib, rss_kib, Gw};
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stox::chat::msrp::{Decoder, Flag, Frame, MsrpUri};
@@ -38,20 +38,6 @@ fn env(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Gw {
-    child: Child,
-    sip: SocketAddr,
-    stderr: std::path::PathBuf,
-    _dir: std::path::PathBuf,
-}
-
-impl Drop for Gw {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start_stox(xmpp: SocketAddr, sessions: usize) -> Gw {
@@ -89,7 +75,7 @@ fn start_stox(xmpp: SocketAddr, sessions: usize) -> Gw {
         child,
         sip: SocketAddr::from(([127, 0, 0, 1], port)),
         stderr,
-        _dir: dir,
+        dir,
     }
 }
 

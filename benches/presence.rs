@@ -21,11 +21,11 @@
 mod support;
 
 mod common;
-use common::{in_use, kib, rss_kib};
+use common::{in_use, kib, rss_kib, Gw};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,21 +59,6 @@ fn fmt_ms(d: Duration) -> String {
 
 // ------------------------------------------------------------------------------- wire part
 
-struct Gw {
-    child: Child,
-    sip: SocketAddr,
-    stderr: std::path::PathBuf,
-    _dir: std::path::PathBuf,
-}
-
-impl Drop for Gw {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self._dir);
-    }
-}
-
 fn start_stox(xmpp: SocketAddr, n: usize) -> Gw {
     let port = support::free_udp_tcp_port();
     let dir = support::fresh_state_dir();
@@ -106,7 +91,7 @@ fn start_stox(xmpp: SocketAddr, n: usize) -> Gw {
         child,
         sip: SocketAddr::from(([127, 0, 0, 1], port)),
         stderr,
-        _dir: dir,
+        dir,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Memory figures of a benchmarked stox process, shared by the benchmarks.
 
-use std::process::{Command, Stdio};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 
 pub fn rss_kib(pid: Option<u32>) -> u64 {
     let path = match pid {
@@ -50,4 +51,24 @@ pub fn in_use(pid: u32, stderr_file: &std::path::Path) -> Option<u64> {
 
 pub fn kib(bytes: Option<u64>) -> String {
     bytes.map_or("n/a (no gdb)".into(), |b| format!("{} KiB", b / 1024))
+}
+
+/// A stox process under benchmark: killed and its directory removed on drop.
+pub struct Gw {
+    /// The process.
+    pub child: Child,
+    /// Its SIP address.
+    pub sip: SocketAddr,
+    /// Its stderr file (where `malloc_stats()` prints).
+    pub stderr: std::path::PathBuf,
+    /// Its state directory.
+    pub dir: std::path::PathBuf,
+}
+
+impl Drop for Gw {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

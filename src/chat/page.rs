@@ -9,6 +9,7 @@
 
 use super::iscomposing;
 use crate::im::cpim::CpimContent;
+use crate::im::translate::media_type;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 /// The IMDN namespace (RFC 5438 §5).
@@ -121,14 +122,6 @@ fn parse_notification(body: &[u8]) -> Option<Special> {
         kind,
         ok,
     })
-}
-
-fn media_type(ct: &str) -> String {
-    ct.split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
 }
 
 /// `<sip:...>` for CPIM address headers.

@@ -6,7 +6,7 @@
 use super::iscomposing;
 use super::msrp::Received;
 use crate::errmap::{DefinedCondition, XmppError};
-use crate::im::translate::xml_safe;
+use crate::im::translate::{media_type, xml_safe};
 use crate::xmpp::xml::BuilderExt;
 use xmpp_parsers::chatstates::ChatState;
 use xmpp_parsers::jid::Jid;
@@ -131,14 +131,6 @@ fn text_of(content_type: &str, body: &[u8]) -> Result<Content, u16> {
         return Err(400);
     }
     Ok(Content::Text(text))
-}
-
-fn media_type(ct: &str) -> String {
-    ct.split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
 }
 
 /// CHAT-7 (text, receipts request) and CHAT-13 Table C1 (isComposing).

@@ -410,7 +410,8 @@ fn body_text(m: &SipMessageIn) -> Result<String, Rejection> {
     Ok(text)
 }
 
-fn media_type(ct: &str) -> String {
+/// The media type of a Content-Type value, lower-cased, without parameters.
+pub fn media_type(ct: &str) -> String {
     ct.split(';')
         .next()
         .unwrap_or("")

@@ -137,4 +137,3 @@ fn read_tree(text: &str) -> Result<Element, PidfError> {
         .take()
         .ok_or_else(|| PidfError::Xml("no root element".into()))
 }
-

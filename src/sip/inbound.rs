@@ -85,7 +85,7 @@ async fn respond(endpoint: &Endpoint, request: IncomingRequest, status: &SipStat
     respond_full(endpoint, request, status, None, None, Vec::new()).await;
 }
 
-async fn respond_full(
+pub(super) async fn respond_full(
     endpoint: &Endpoint,
     mut request: IncomingRequest,
     status: &SipStatus,
@@ -112,6 +112,9 @@ async fn respond_full(
     }
     match status.code {
         503 => resp.msg.headers.insert(Name::RETRY_AFTER, "5"),
+        415 if request.line.method == Method::INVITE => {
+            resp.msg.headers.insert(Name::ACCEPT, "application/sdp")
+        }
         415 => resp.msg.headers.insert(Name::ACCEPT, ACCEPTED_TYPES),
         405 => resp.msg.headers.insert(Name::ALLOW, super::ALLOW),
         _ => {}

@@ -225,28 +225,7 @@ impl SipClient {
                     }
                     return Ok(Established::new(dialog, resp.body.clone()));
                 }
-                _ => {
-                    let code = resp.line.code.into_u16();
-                    let reason = resp
-                        .line
-                        .reason
-                        .as_ref()
-                        .map(|r| r.to_string())
-                        .unwrap_or_default();
-                    let contact = resp
-                        .headers
-                        .get_raw(&Name::CONTACT)
-                        .next()
-                        .map(|c| c.to_string());
-                    return Err(SendFailure::Response {
-                        status: if reason.is_empty() {
-                            SipStatus::new(code)
-                        } else {
-                            SipStatus::with_reason(code, reason)
-                        },
-                        contact,
-                    });
-                }
+                _ => return Err(SendFailure::of(&resp)),
             }
         }
     }
@@ -272,34 +251,8 @@ impl PendingInvite {
 
     /// Refuse it (a final non-2xx; the INVITE transaction handles the ACK).
     pub async fn reject(self, status: &SipStatus) {
-        let mut req = self.request;
-        let mut resp = self.endpoint.create_response(
-            &req,
-            StatusCode::from(status.code),
-            Some(BytesStr::from(status.reason.clone())),
-        );
-        if status.code > 100 && req.base_headers.to.tag.is_none() {
-            let tag = BytesStr::from(super::inbound::random_token());
-            let _ = resp
-                .msg
-                .headers
-                .edit(Name::TO, |to: &mut ezk_sip_types::header::typed::FromTo| {
-                    to.tag = Some(tag)
-                });
-        }
-        match status.code {
-            503 => resp.msg.headers.insert(Name::RETRY_AFTER, "5"),
-            415 => resp.msg.headers.insert(Name::ACCEPT, "application/sdp"),
-            _ => {}
-        }
-        if let Err(e) = self
-            .endpoint
-            .create_server_inv_tsx(&mut req)
-            .respond_failure(resp)
-            .await
-        {
-            debug!(error = ?e, "INVITE rejection not sent");
-        }
+        super::inbound::respond_full(&self.endpoint, self.request, status, None, None, Vec::new())
+            .await;
     }
 
     /// Answer 200 with our SDP, creating the dialog. The 2xx is retransmitted until the ACK

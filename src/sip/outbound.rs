@@ -54,6 +54,32 @@ pub enum SendFailure {
     Unreachable(String),
 }
 
+impl SendFailure {
+    /// A final non-2xx response: its status and, for a redirect, its Contact.
+    pub fn of(resp: &ezk_sip_core::transaction::TsxResponse) -> SendFailure {
+        let code = resp.line.code.into_u16();
+        let reason = resp
+            .line
+            .reason
+            .as_ref()
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        let contact = resp
+            .headers
+            .get_raw(&Name::CONTACT)
+            .next()
+            .map(|c| c.to_string());
+        SendFailure::Response {
+            status: if reason.is_empty() {
+                SipStatus::new(code)
+            } else {
+                SipStatus::with_reason(code, reason)
+            },
+            contact,
+        }
+    }
+}
+
 /// Sends requests through the endpoint with the configured routing.
 #[derive(Clone)]
 pub struct SipClient {
@@ -87,25 +113,7 @@ impl PendingSend {
                 if (200..300).contains(&code) {
                     return Ok(());
                 }
-                let reason = resp
-                    .line
-                    .reason
-                    .as_ref()
-                    .map(|r| r.to_string())
-                    .unwrap_or_default();
-                let contact = resp
-                    .headers
-                    .get_raw(&Name::CONTACT)
-                    .next()
-                    .map(|c| c.to_string());
-                Err(SendFailure::Response {
-                    status: if reason.is_empty() {
-                        SipStatus::new(code)
-                    } else {
-                        SipStatus::with_reason(code, reason)
-                    },
-                    contact,
-                })
+                Err(SendFailure::of(&resp))
             }
             Err(e) => {
                 debug!(error = ?e, "MESSAGE transaction failed");
