@@ -101,6 +101,12 @@ bounce_window_ms = 250
 
 [presence]
 state_dir = "$QS/state"
+
+[chat]
+# MSRP chat sessions for type='chat' (RFC 7573); the baresip phone refuses them (488) and gets
+# the messages as MESSAGE instead.
+mode = "auto"
+msrp_listen = "127.0.0.1:2855"
 TOML
 
 # 3. build and start stox
