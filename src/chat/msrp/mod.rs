@@ -13,4 +13,6 @@ pub use session::{Event, Output, Received, Session, Settings};
 pub use uri::MsrpUri;
 
 #[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
 mod tests;

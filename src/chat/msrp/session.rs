@@ -135,6 +135,7 @@ pub struct Session {
     /// First tid of each partial incoming message (for CHAT-7's id).
     first_tid: HashMap<String, (String, bool)>,
     out: VecDeque<Output>,
+    unavailable: bool,
 }
 
 impl Session {
@@ -153,7 +154,14 @@ impl Session {
             refused: VecDeque::new(),
             first_tid: HashMap::new(),
             out: VecDeque::new(),
+            unavailable: false,
         }
+    }
+
+    /// While set, complete incoming messages are refused (503) instead of accepted: the
+    /// driver has nowhere to deliver them (the XMPP link is down).
+    pub fn set_unavailable(&mut self, unavailable: bool) {
+        self.unavailable = unavailable;
     }
 
     /// This session's URI.
@@ -491,6 +499,13 @@ impl Session {
                 if let Some(Err(code)) = self.settings.validate.map(|v| v(&ct, &body)) {
                     self.first_tid.remove(&mid);
                     self.respond(&f, code, "Not Deliverable");
+                    return;
+                }
+                if self.unavailable {
+                    // Nowhere to deliver it now: say so rather than 200 and a loss. RFC 4975
+                    // §10 has no code for this; an unknown 5xx reads as a failure (§10).
+                    self.first_tid.remove(&mid);
+                    self.respond(&f, 503, "Recipient Unavailable");
                     return;
                 }
                 self.respond(&f, 200, "OK");

@@ -123,6 +123,8 @@ impl Task {
                         if conn.is_none() {
                             conn = Some(c);
                         }
+                        // Messages the XMPP link cannot take now are refused, not lost.
+                        st.session.set_unavailable(!self.ctx.xmpp.is_up());
                         st.session.handle_frame(Instant::now().into_std(), frame);
                     }
                     None => break Outcome::LocalEnd,
