@@ -261,3 +261,40 @@ async fn chat_6_7_8_11_sip_user_opens_a_session() {
 fn gw_contact(resp: &SipMsg) -> String {
     support::sip::uri_of(resp.header("contact").expect("Contact in the 2xx"))
 }
+
+/// CHAT-13, CHAT-16 in page mode: an isComposing MESSAGE is a chat state, never text, and
+/// an active state whose refresh lapses becomes `<active/>`.
+#[tokio::test]
+async fn chat_13_16_page_mode_iscomposing_and_its_lapse() {
+    let mut h = Harness::start(opts()).await;
+    let doc = "<?xml version='1.0' encoding='UTF-8'?><isComposing \
+               xmlns='urn:ietf:params:xml:ns:im-iscomposing'><state>active</state>\
+               <refresh>1</refresh></isComposing>";
+    let req = support::romeo_message(
+        &[("Content-Type", "application/im-iscomposing+xml")],
+        doc.as_bytes(),
+    );
+    let resp = h.sip_transact(req).await;
+    assert_eq!(resp.code(), Some(200), "{}", resp.start);
+    let cs = "http://jabber.org/protocol/chatstates";
+    let composing = h
+        .xmpp
+        .stanza("<composing/>", SOON, |e| e.has_child("composing", cs))
+        .await;
+    assert!(
+        composing
+            .get_child("body", "jabber:component:accept")
+            .is_none(),
+        "a chat state is never text"
+    );
+    let t0 = std::time::Instant::now();
+    h.xmpp
+        .stanza("<active/> once the refresh lapsed", SOON, |e| {
+            e.has_child("active", cs)
+        })
+        .await;
+    assert!(
+        t0.elapsed() >= std::time::Duration::from_millis(800),
+        "too early"
+    );
+}

@@ -247,6 +247,8 @@ pub struct PageState {
     delivered_order: VecDeque<String>,
     imdn_peers: HashSet<String>,
     composing: HashSet<(String, String)>,
+    /// SIP users composing toward XMPP users: (SIP JID, XMPP JID) -> (until, thread).
+    peer_composing: HashMap<(String, String), (std::time::Instant, String)>,
 }
 
 /// Entries of each map (the oldest go first).
@@ -303,6 +305,53 @@ impl PageState {
         } else {
             self.composing.remove(&pair)
         }
+    }
+
+    /// A SIP user's isComposing: `Some(until)` while active (RFC 3994 §4: its refresh, or
+    /// 120 s), `None` for idle.
+    pub fn peer_composing(
+        &mut self,
+        pair: (String, String),
+        until: Option<std::time::Instant>,
+        thread: String,
+    ) {
+        match until {
+            Some(t) => {
+                if self.peer_composing.len() < KEEP {
+                    self.peer_composing.insert(pair, (t, thread));
+                }
+            }
+            None => {
+                self.peer_composing.remove(&pair);
+            }
+        }
+    }
+
+    /// A SIP user's text message arrived: it ends the composing state (RFC 3994 §3.3).
+    pub fn peer_message(&mut self, pair: &(String, String)) {
+        self.peer_composing.remove(pair);
+    }
+
+    /// When the next lapsed composing state is due.
+    pub fn next_deadline(&self) -> Option<std::time::Instant> {
+        self.peer_composing.values().map(|(t, _)| *t).min()
+    }
+
+    /// Composing states whose refresh lapsed by `now` (CHAT-16: the XMPP user gets
+    /// `<active/>`): (SIP JID, XMPP JID, thread).
+    pub fn lapsed(&mut self, now: std::time::Instant) -> Vec<(String, String, String)> {
+        let done: Vec<(String, String)> = self
+            .peer_composing
+            .iter()
+            .filter(|(_, (t, _))| *t <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        done.into_iter()
+            .filter_map(|k| {
+                let (_, thread) = self.peer_composing.remove(&k)?;
+                Some((k.0, k.1, thread))
+            })
+            .collect()
     }
 
     /// A text message went out: the receiver drops its composing state (RFC 3994 §3.3).
@@ -441,6 +490,31 @@ mod tests {
         assert!(p.composing(pair.clone(), true));
         assert!(!p.composing(pair.clone(), true), "no repeat");
         assert!(p.composing(pair, false));
+    }
+
+    #[test]
+    fn peer_composing_lapses_once() {
+        let mut p = PageState::default();
+        let t0 = std::time::Instant::now();
+        let pair = ("romeo@sip.x".to_string(), "juliet@x".to_string());
+        p.peer_composing(
+            pair.clone(),
+            Some(t0 + std::time::Duration::from_secs(90)),
+            "c1".into(),
+        );
+        assert_eq!(
+            p.next_deadline(),
+            Some(t0 + std::time::Duration::from_secs(90))
+        );
+        assert!(p.lapsed(t0).is_empty());
+        let l = p.lapsed(t0 + std::time::Duration::from_secs(90));
+        assert_eq!(l, vec![(pair.0.clone(), pair.1.clone(), "c1".to_string())]);
+        assert!(p
+            .lapsed(t0 + std::time::Duration::from_secs(200))
+            .is_empty());
+        p.peer_composing(pair.clone(), Some(t0), "c1".into());
+        p.peer_message(&pair);
+        assert_eq!(p.next_deadline(), None, "a message ends composing");
     }
 
     #[test]

@@ -164,6 +164,7 @@ impl Router {
                 .poll_timeout()
                 .into_iter()
                 .chain(self.presence.poll_timeout())
+                .chain(self.page.next_deadline())
                 .min()
                 .map(Instant::from_std)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -192,6 +193,7 @@ impl Router {
                     }
                     let clock = self.clock();
                     self.presence.handle_timeout(clock);
+                    self.page_lapsed().await;
                 }
                 _ = shutdown.changed(), if deadline.is_none() => {
                     if *shutdown.borrow() {

@@ -142,12 +142,24 @@ impl Router {
             }
         };
         let stanza = match special {
-            Special::Composing(c) => Some(translate::chat_state(
-                &from,
-                &to,
-                &msg.call_id,
-                iscomposing::to_chat_state(&c),
-            )),
+            Special::Composing(c) => {
+                // RFC 3994 §4: an active state lapses after its refresh (default 120 s).
+                let until = c.active.then(|| {
+                    tokio::time::Instant::now().into_std()
+                        + std::time::Duration::from_secs(u64::from(c.refresh.unwrap_or(120)))
+                });
+                self.page.peer_composing(
+                    (from.to_string(), to.to_string()),
+                    until,
+                    msg.call_id.clone(),
+                );
+                Some(translate::chat_state(
+                    &from,
+                    &to,
+                    &msg.call_id,
+                    iscomposing::to_chat_state(&c),
+                ))
+            }
             Special::Notification {
                 message_id,
                 kind,
@@ -187,9 +199,33 @@ impl Router {
         Ok(())
     }
 
+    /// Composing states of SIP users whose refresh lapsed: the XMPP user gets `<active/>`
+    /// (CHAT-16).
+    pub(super) async fn page_lapsed(&mut self) {
+        let now = tokio::time::Instant::now().into_std();
+        for (sip, xmpp, thread) in self.page.lapsed(now) {
+            let (Ok(from), Ok(to)) = (
+                xmpp_parsers::jid::Jid::new(&sip),
+                xmpp_parsers::jid::Jid::new(&xmpp),
+            ) else {
+                continue;
+            };
+            let m = translate::chat_state(
+                &from,
+                &to,
+                &thread,
+                xmpp_parsers::chatstates::ChatState::Active,
+            );
+            let _ = self.xmpp.send(Element::from(m)).await;
+        }
+    }
+
     /// A text MESSAGE that asked for IMDN notifications: the XMPP stanza asks for a receipt
     /// (and is markable for display), and the request is remembered under its id.
     pub(super) fn page_request(&mut self, msg: &SipMessageIn, stanza: &mut Message) {
+        if let (Some(from), Some(to)) = (stanza.from.as_ref(), stanza.to.as_ref()) {
+            self.page.peer_message(&(from.to_string(), to.to_string()));
+        }
         let Some(ct) = msg.content_type.as_deref() else {
             return;
         };
