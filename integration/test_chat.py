@@ -386,3 +386,17 @@ def test_chat_lost_tcp_connection_next_message_opens_a_new_session(alice, ua, ru
     s2.wait_message(lambda m: m.get("text") == "after the loss " + run_id, timeout=10)
     errors = [m.raw for m in alice.messages if m.type == "error"]
     assert not errors, "no error expected, the message has a new session: %s" % errors
+
+
+def test_chat_21_message_over_the_peers_max_size_is_a_policy_violation(alice, ua, run_id):
+    ua.max_size = 1000                                  # our answer says a=max-size:1000
+    alice.send_message(ROMEO, "small first " + run_id)
+    s = ua.wait_session(15)
+    s.wait_message(lambda m: m.get("text") == "small first " + run_id, timeout=10)
+    big_id = alice.send_message(ROMEO, "y" * 2000)
+    err = alice.wait_message(lambda m: m.id == big_id and m.type == "error", timeout=10,
+                             what="the error for a message over the peer's a=max-size")
+    assert err.error_condition == "policy-violation", err.raw
+    assert not [m for m in s.messages if m.get("text", "").startswith("yyyy")], "oversized message was sent"
+    alice.send_message(ROMEO, "small again " + run_id)
+    s.wait_message(lambda m: m.get("text") == "small again " + run_id, timeout=10)
