@@ -21,7 +21,6 @@ mod common;
 use common::{in_use, kib, rss_kib, Gw};
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stox::chat::msrp::{Decoder, Flag, Frame, MsrpUri};
@@ -41,42 +40,15 @@ fn env(name: &str, default: usize) -> usize {
 }
 
 fn start_stox(xmpp: SocketAddr, sessions: usize) -> Gw {
-    let port = support::free_udp_tcp_port();
-    let dir = support::fresh_state_dir();
-    let cfg = dir.join("bench.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[component]\njid = \"sip.example.com\"\nserver = \"{xmpp}\"\nsecret = \"{SECRET}\"\n\
-             [sip]\nlisten = [\"udp:127.0.0.1:{port}\"]\n\
-             [addresses]\nxmpp_domains = [\"example.com\"]\nsip_domain = \"example.net\"\n\
-             [presence]\nstate_dir = \"{}\"\n\
-             [chat]\nmode = \"session\"\nmsrp_listen = \"127.0.0.1:0\"\nmax_sessions = {}\n",
-            dir.display(),
+    common::start_stox(
+        env!("CARGO_BIN_EXE_stox"),
+        xmpp,
+        SECRET,
+        &format!(
+            "[chat]\nmode = \"session\"\nmsrp_listen = \"127.0.0.1:0\"\nmax_sessions = {}\n",
             sessions * 2 + 10
         ),
     )
-    .unwrap();
-    let stderr = dir.join("stox.stderr");
-    println!("  (stox stderr: {})", stderr.display());
-    let child = Command::new(env!("CARGO_BIN_EXE_stox"))
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .env(
-            "RUST_LOG",
-            std::env::var("STOX_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(dir.join("stox.log")).unwrap())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .expect("start stox");
-    Gw {
-        child,
-        sip: SocketAddr::from(([127, 0, 0, 1], port)),
-        stderr,
-        dir,
-    }
 }
 
 /// One session opened by INVITE: our URI and the gateway's.

@@ -25,7 +25,6 @@ use common::{in_use, kib, rss_kib, Gw};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,39 +59,16 @@ fn fmt_ms(d: Duration) -> String {
 // ------------------------------------------------------------------------------- wire part
 
 fn start_stox(xmpp: SocketAddr, n: usize) -> Gw {
-    let port = support::free_udp_tcp_port();
-    let dir = support::fresh_state_dir();
-    let cfg = dir.join("bench.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[component]\njid = \"sip.example.com\"\nserver = \"{xmpp}\"\nsecret = \"{SECRET}\"\n\
-             [sip]\nlisten = [\"udp:127.0.0.1:{port}\"]\n\
-             [addresses]\nxmpp_domains = [\"example.com\"]\nsip_domain = \"example.net\"\n\
-             [presence]\nstate_dir = \"{}\"\nmax_subscriptions_per_user = {}\n\
-             max_subscriptions_total = {}\n",
-            dir.display(),
+    common::start_stox(
+        env!("CARGO_BIN_EXE_stox"),
+        xmpp,
+        SECRET,
+        &format!(
+            "[presence]\nmax_subscriptions_per_user = {}\nmax_subscriptions_total = {}\n",
             n * 2,
             n * 4
         ),
     )
-    .unwrap();
-    let stderr = dir.join("stox.stderr");
-    let child = Command::new(env!("CARGO_BIN_EXE_stox"))
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .expect("start stox");
-    Gw {
-        child,
-        sip: SocketAddr::from(([127, 0, 0, 1], port)),
-        stderr,
-        dir,
-    }
 }
 
 #[derive(Clone, Copy)]

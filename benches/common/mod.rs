@@ -72,3 +72,47 @@ impl Drop for Gw {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Start `binary` (the stox under benchmark) against the XEP-0114 server `xmpp`, with the
+/// shared config plus `extra` (its own sections; `[presence]` is merged here because TOML
+/// allows a section once). Logs go to `stox.log` in its directory (`RUST_LOG` from
+/// `$STOX_BENCH_LOG`, default `warn`); stderr to a file for `malloc_stats()`.
+pub fn start_stox(binary: &str, xmpp: SocketAddr, secret: &str, extra: &str) -> Gw {
+    let port = super::support::free_udp_tcp_port();
+    let dir = super::support::fresh_state_dir();
+    let cfg = dir.join("bench.toml");
+    let (presence_extra, rest) = match extra.strip_prefix("[presence]\n") {
+        Some(p) => (p.to_string(), String::new()),
+        None => (String::new(), extra.to_string()),
+    };
+    std::fs::write(
+        &cfg,
+        format!(
+            "[component]\njid = \"sip.example.com\"\nserver = \"{xmpp}\"\nsecret = \"{secret}\"\n\
+             [sip]\nlisten = [\"udp:127.0.0.1:{port}\"]\n\
+             [addresses]\nxmpp_domains = [\"example.com\"]\nsip_domain = \"example.net\"\n\
+             [presence]\nstate_dir = \"{}\"\n{presence_extra}{rest}",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let stderr = dir.join("stox.stderr");
+    let child = Command::new(binary)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env(
+            "RUST_LOG",
+            std::env::var("STOX_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join("stox.log")).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .expect("start stox");
+    Gw {
+        child,
+        sip: SocketAddr::from(([127, 0, 0, 1], port)),
+        stderr,
+        dir,
+    }
+}
