@@ -41,15 +41,25 @@ proptest! {
         let mut rx = session();
         let now = Instant::now();
         tx.send(now, 1, "text/plain", &body, false);
-        let (frames, _) = drain(&mut tx);
-        prop_assert_eq!(frames.len(), body.len().div_ceil(chunk));
-        let mut wire = Vec::new();
-        for f in &frames { wire.extend(f.to_bytes()); }
-        for f in decode_all(&wire).unwrap() { rx.handle_frame(now, f); }
-        let (_, events) = drain(&mut rx);
-        prop_assert_eq!(events.len(), 1);
-        let Event::Message(m) = &events[0] else { panic!() };
+        // Run the two ends against each other over bytes until nothing moves.
+        let (mut sent, mut got, mut tx_events) = (0, Vec::new(), Vec::new());
+        loop {
+            let (frames, ev) = drain(&mut tx);
+            tx_events.extend(ev);
+            if frames.is_empty() { break; }
+            sent += frames.len();
+            let mut wire = Vec::new();
+            for f in &frames { wire.extend(f.to_bytes()); }
+            for f in decode_all(&wire).unwrap() { rx.handle_frame(now, f); }
+            let (responses, ev) = drain(&mut rx);
+            got.extend(ev);
+            for r in responses { tx.handle_frame(now, r); }
+        }
+        prop_assert_eq!(sent, body.len().div_ceil(chunk));
+        prop_assert_eq!(got.len(), 1);
+        let Event::Message(m) = &got[0] else { panic!() };
         prop_assert_eq!(&m.body, &body);
+        prop_assert_eq!(tx_events, vec![Event::Sent(1)]);
     }
 
     /// Arbitrary bytes never panic the decoder.

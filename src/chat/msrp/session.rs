@@ -3,7 +3,9 @@
 //! and report bookkeeping. No sockets, no clock: `now` is handed in.
 //!
 //! - Outgoing messages are chunked at `chunk_size` (§7.1.1: SENDs over 2048 bytes must be
-//!   interruptible; small chunks keep them so), each with a fresh Message-ID.
+//!   interruptible; small chunks keep them so), each with a fresh Message-ID. At most four
+//!   chunks of one message are in flight: other messages interleave with a long one, and an
+//!   error response stops the chunks not yet sent (§10.5).
 //! - Every SEND asks for a transaction response (`Failure-Report: yes`): a failure then
 //!   becomes an XMPP error for the sender instead of a silent loss. RFC 7573 §7 suggests
 //!   `no` only because XEP-0184 has no failure receipt; the gateway has a better carrier,
@@ -117,6 +119,8 @@ struct OutMessage {
 const REPORT_WAIT: Duration = Duration::from_secs(600);
 /// Received messages remembered for a later REPORT (CHAT-18).
 const REPORTABLE: usize = 256;
+/// Chunks of one message in flight before the next waits for a response.
+const CHUNK_WINDOW: usize = 4;
 /// Refused Message-IDs remembered so their later chunks get 413 too.
 const REFUSED: usize = 64;
 
@@ -136,6 +140,8 @@ pub struct Session {
     first_tid: HashMap<String, (String, bool)>,
     out: VecDeque<Output>,
     unavailable: bool,
+    /// Chunks of our messages not yet written: Message-ID -> (token, frames).
+    queued: HashMap<String, (u64, VecDeque<Frame>)>,
 }
 
 impl Session {
@@ -155,6 +161,7 @@ impl Session {
             first_tid: HashMap::new(),
             out: VecDeque::new(),
             unavailable: false,
+            queued: HashMap::new(),
         }
     }
 
@@ -264,9 +271,9 @@ impl Session {
         // (RFC 4976 §6.4.1) and some never pass the far end's 200 back, which would turn
         // every message into a timeout.
         let relayed = self.to_path.len() > 1;
+        let mut frames = VecDeque::with_capacity(n);
         for (i, (s, e)) in ranges.into_iter().enumerate() {
-            let tid = random_chars(12);
-            let mut f = Frame::request(tid.clone(), "SEND")
+            let mut f = Frame::request(random_chars(12), "SEND")
                 .with("To-Path", to_path.clone())
                 .with("From-Path", from_path.clone())
                 .with("Message-ID", mid.clone())
@@ -277,19 +284,18 @@ impl Session {
                 .with("Content-Type", content_type.to_string());
             f.body = Some(Bytes::copy_from_slice(&body[s - 1..e.max(s - 1)]));
             f.flag = if i + 1 == n { Flag::End } else { Flag::More };
-            if !relayed {
-                self.pending.insert(
-                    tid,
-                    (
-                        mid.clone(),
-                        PendingTx {
-                            token,
-                            deadline: now + self.settings.tx_timeout,
-                        },
-                    ),
-                );
+            frames.push_back(f);
+        }
+        if relayed {
+            // Nothing comes back to pace by: all chunks go at once.
+            for f in frames {
+                self.write(&f);
             }
-            self.write(&f);
+        } else {
+            // A few chunks in flight per message: other messages interleave with a long
+            // one, and an error stops the rest of it (§7.1.1, §10.5).
+            self.queued.insert(mid.clone(), (token, frames));
+            self.release(now, &mid, CHUNK_WINDOW);
         }
         if relayed {
             // No 200 will come; the message counts as sent unless a REPORT says otherwise.
@@ -302,6 +308,34 @@ impl Session {
             self.out.push_back(Output::Event(Event::Sent(token)));
         }
         mid
+    }
+
+    /// Put up to `n` more queued chunks of `mid` on the wire.
+    fn release(&mut self, now: Instant, mid: &str, n: usize) {
+        for _ in 0..n {
+            let Some((token, frames)) = self.queued.get_mut(mid) else {
+                return;
+            };
+            let token = *token;
+            let Some(f) = frames.pop_front() else {
+                self.queued.remove(mid);
+                return;
+            };
+            if frames.is_empty() {
+                self.queued.remove(mid);
+            }
+            self.pending.insert(
+                f.tid.clone(),
+                (
+                    mid.to_string(),
+                    PendingTx {
+                        token,
+                        deadline: now + self.settings.tx_timeout,
+                    },
+                ),
+            );
+            self.write(&f);
+        }
     }
 
     /// Send the success REPORT for a received message whose XMPP receipt came back
@@ -324,7 +358,7 @@ impl Session {
     /// A frame read from the connection.
     pub fn handle_frame(&mut self, now: Instant, f: Frame) {
         match f.start.clone() {
-            StartLine::Response(code, _) => self.on_response(&f.tid, code),
+            StartLine::Response(code, _) => self.on_response(now, &f.tid, code),
             StartLine::Request(m) if m == "SEND" => self.on_send(now, f),
             StartLine::Request(m) if m == "REPORT" => self.on_report(&f),
             StartLine::Request(_) => {
@@ -334,7 +368,7 @@ impl Session {
         }
     }
 
-    fn on_response(&mut self, tid: &str, code: u16) {
+    fn on_response(&mut self, now: Instant, tid: &str, code: u16) {
         let Some((mid, p)) = self.pending.remove(tid) else {
             return;
         };
@@ -346,6 +380,10 @@ impl Session {
                 return;
             };
             m.chunks_open = m.chunks_open.saturating_sub(1);
+            self.release(now, &mid, 1);
+            let Some(m) = self.messages.get_mut(&mid) else {
+                return;
+            };
             if m.chunks_open == 0 && !m.failed {
                 let token = m.token;
                 if !m.wants_report {
@@ -367,8 +405,10 @@ impl Session {
                     .push_back(Output::Event(Event::Failed { token, code }));
             }
         }
-        // The other chunks' transactions need no separate failure.
+        // The other chunks' transactions need no separate failure, and the chunks not yet
+        // written are never sent (§10.5: a 413 asks the sender to stop).
         self.pending.retain(|_, (m, _)| m != mid);
+        self.queued.remove(mid);
         self.messages.remove(mid);
     }
 

@@ -562,3 +562,34 @@ fn unavailable_session_refuses_complete_messages() {
     );
     assert_eq!(drain(&mut s).1.len(), 1);
 }
+
+/// §7.1.1 / §10.5: a long message goes out a few chunks at a time; a 413 stops the rest.
+#[test]
+fn long_message_is_paced_and_a_413_stops_it() {
+    let settings = Settings {
+        chunk_size: 100,
+        ..Settings::default()
+    };
+    let mut s = Session::new(me(), vec![peer()], settings, Budget::new(1 << 20));
+    let now = Instant::now();
+    s.send(now, 9, "text/plain", &[b'z'; 2000], false);
+    let (first, _) = drain(&mut s);
+    assert_eq!(first.len(), 4, "a window of chunks, not all 20");
+    // A short message interleaves with the long one.
+    s.send(now, 10, "text/plain", b"short", false);
+    assert_eq!(drain(&mut s).0.len(), 1);
+    s.handle_frame(now, Frame::response(first[0].tid.clone(), 200, None));
+    let (more, _) = drain(&mut s);
+    assert_eq!(more.len(), 1, "one more chunk per 200");
+    assert_eq!(more[0].header("Byte-Range"), Some("401-500/2000"));
+    s.handle_frame(now, Frame::response(first[1].tid.clone(), 413, None));
+    let (after, events) = drain(&mut s);
+    assert!(after.is_empty(), "nothing more of a refused message");
+    assert_eq!(
+        events,
+        vec![Event::Failed {
+            token: 9,
+            code: 413
+        }]
+    );
+}
