@@ -400,3 +400,15 @@ def test_chat_21_message_over_the_peers_max_size_is_a_policy_violation(alice, ua
     assert not [m for m in s.messages if m.get("text", "").startswith("yyyy")], "oversized message was sent"
     alice.send_message(ROMEO, "small again " + run_id)
     s.wait_message(lambda m: m.get("text") == "small again " + run_id, timeout=10)
+
+
+def test_chat_14_message_then_gone_is_delivered_in_the_session_before_bye(alice, ua, run_id):
+    alice.send_message(ROMEO, "open " + run_id)
+    s = ua.wait_session(15)
+    s.wait_message(lambda m: m.get("text") == "open " + run_id, timeout=10)
+    # a chat window closed right after a last message: both in one go
+    alice.send_message(ROMEO, "last words " + run_id, extra_xml="<gone xmlns='%s'/>" % CHATSTATES)
+    s.wait_message(lambda m: m.get("text") == "last words " + run_id, timeout=10)
+    assert s.wait_bye(timeout=10), "CHAT-14: <gone/> ends the session with BYE"
+    time.sleep(1)
+    assert len(ua.sessions) == 1, "the last message must not need a new session (%d INVITEs)" % len(ua.sessions)

@@ -171,6 +171,11 @@ impl Task {
                 self.unsent(&mut st)
             }
             Outcome::LocalEnd => {
+                // A message sent just before <gone/> (a chat window closed) is usually still
+                // waiting for its 200: give it a moment rather than re-send it in a new session.
+                if let Some(c) = &conn {
+                    Box::pin(self.settle(&mut st, c, frames)).await;
+                }
                 Box::pin(dialog.bye()).await;
                 self.unsent(&mut st)
             }
@@ -180,6 +185,35 @@ impl Task {
             }
         };
         Ended::Closed(requeue)
+    }
+
+    /// Before a local BYE: wait (at most 2 s) for the responses to messages in flight.
+    async fn settle(
+        &mut self,
+        st: &mut State,
+        conn: &Conn,
+        frames: &mut mpsc::Receiver<Box<Inbound>>,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while st.inflight.values().any(|f| f.item.is_some()) {
+            tokio::select! {
+                f = frames.recv() => match f {
+                    Some(inbound) => st.session.handle_frame(Instant::now().into_std(), inbound.frame),
+                    None => return,
+                },
+                _ = tokio::time::sleep_until(deadline) => return,
+            }
+            while let Some(o) = st.session.poll_output() {
+                match o {
+                    msrp::Output::Write(b) => {
+                        if !conn.write(b).await {
+                            return;
+                        }
+                    }
+                    msrp::Output::Event(e) => Box::pin(self.on_msrp_event(st, e)).await,
+                }
+            }
+        }
     }
 
     /// Messages of ours without an MSRP 200: re-offered once in a new session; a second
