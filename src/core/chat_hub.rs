@@ -86,6 +86,12 @@ impl Hub {
     }
 }
 
+/// Refuse an INVITE without holding up the router: the INVITE server transaction waits
+/// for the ACK of its final response (up to 32 s over UDP).
+fn reject_later(pending: PendingInvite, status: SipStatus) {
+    tokio::spawn(async move { pending.reject(&status).await });
+}
+
 /// The SIP user's AOR for a session key: no `gr`, no port.
 fn aor_of(addr: &crate::addr::SipAddr) -> String {
     let mut a = addr.clone();
@@ -201,16 +207,17 @@ impl Router {
     /// An inbound INVITE (CHAT-8).
     pub(super) async fn on_invite(&mut self, msg: SipMessageIn, pending: PendingInvite) {
         if !self.xmpp.is_up() {
-            pending
-                .reject(&SipStatus::with_reason(503, "XMPP Service Unavailable"))
-                .await;
+            reject_later(
+                pending,
+                SipStatus::with_reason(503, "XMPP Service Unavailable"),
+            );
             return;
         }
         let (to, from) = match crate::im::translate::sip_addresses(&msg, &self.cfg.map) {
             Ok(v) => v,
             Err(rej) => {
                 debug!(sip = %rej.sip.code, "INVITE refused");
-                pending.reject(&rej.sip).await;
+                reject_later(pending, rej.sip);
                 return;
             }
         };
@@ -219,9 +226,10 @@ impl Router {
             .as_deref()
             .is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("application/sdp"));
         if !is_sdp {
-            pending
-                .reject(&SipStatus::with_reason(415, "Unsupported Media Type"))
-                .await;
+            reject_later(
+                pending,
+                SipStatus::with_reason(415, "Unsupported Media Type"),
+            );
             return;
         }
         let offer = match sdp::parse(&msg.body) {
@@ -229,9 +237,7 @@ impl Router {
             Err(e) => {
                 // RFC 3261 §21.4.26: nothing in the offer we can take.
                 debug!(error = %e, "INVITE without a usable MSRP offer");
-                pending
-                    .reject(&SipStatus::with_reason(488, "Not Acceptable Here"))
-                    .await;
+                reject_later(pending, SipStatus::with_reason(488, "Not Acceptable Here"));
                 return;
             }
         };
@@ -241,18 +247,14 @@ impl Router {
             .map(|a| a.host.clone())
             .unwrap_or_default();
         if self.chat.cfg.mode_for(&domain) == ChatMode::Page {
-            pending
-                .reject(&SipStatus::with_reason(
-                    488,
-                    "Not Acceptable Here (page mode only)",
-                ))
-                .await;
+            reject_later(
+                pending,
+                SipStatus::with_reason(488, "Not Acceptable Here (page mode only)"),
+            );
             return;
         }
         if self.chat.sessions.len() >= self.chat.cfg.max_sessions {
-            pending
-                .reject(&SipStatus::with_reason(503, "Too Many Sessions"))
-                .await;
+            reject_later(pending, SipStatus::with_reason(503, "Too Many Sessions"));
             return;
         }
         let aor = from_addr.as_ref().map(aor_of).unwrap_or_default();
