@@ -412,3 +412,13 @@ def test_chat_14_message_then_gone_is_delivered_in_the_session_before_bye(alice,
     assert s.wait_bye(timeout=10), "CHAT-14: <gone/> ends the session with BYE"
     time.sleep(1)
     assert len(ua.sessions) == 1, "the last message must not need a new session (%d INVITEs)" % len(ua.sessions)
+
+
+def test_chat_xmpp_bounce_of_a_session_message_becomes_a_failure_report(stox, ua, run_id):
+    """A session to an XMPP user who does not exist: the SEND gets its hop-by-hop 200, the XMPP server bounces
+    the stanza, and the SIP sender learns it from a failure REPORT (RFC 4975 §7.1.2): nothing is lost silently."""
+    s = ua.invite("sip:nobody-%s@%s" % (run_id, XMPP_DOMAIN), via_host_port=GW, from_uri="sip:romeo@%s" % MSRP_DOMAIN)
+    mid = s.send("anyone there? " + run_id, failure_report="yes")
+    assert s.wait_response(mid, timeout=5) == 200
+    rep = s.wait_report(mid, timeout=10)
+    assert rep["code"] >= 400, "a failure status expected, got %r" % rep

@@ -324,6 +324,35 @@ impl Router {
         }
     }
 
+    /// An error stanza for a message a session delivered (its id is the MSRP transaction id):
+    /// the session sends the SIP sender a failure REPORT. `false` when no session matches.
+    pub(super) async fn chat_bounced(&mut self, msg: &Message, code: u16) -> bool {
+        let (Some(id), Some(xmpp), Some(sip)) =
+            (msg.id.as_ref(), msg.from.as_ref(), msg.to.as_ref())
+        else {
+            return false;
+        };
+        let Ok(target) = self.cfg.map.jid_to_sip(sip) else {
+            return false;
+        };
+        let aor = aor_of(&target);
+        let bare = xmpp.to_bare().to_string();
+        let entry = self.chat.sessions.iter().find(|((j, a), _)| {
+            *a == aor && (*j == xmpp.to_string() || j.split('/').next() == Some(bare.as_str()))
+        });
+        match entry {
+            Some((_, e)) => {
+                e.tx.send(Cmd::Bounced {
+                    id: id.0.clone(),
+                    code,
+                })
+                .await
+                .is_ok()
+            }
+            None => false,
+        }
+    }
+
     /// Stop every session (shutdown).
     pub(super) async fn chat_stop_all(&mut self) {
         for e in self.chat.sessions.values() {

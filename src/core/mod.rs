@@ -10,6 +10,7 @@ pub mod chat_hub;
 pub mod chat_session;
 pub mod conversation;
 mod page;
+mod presence_io;
 pub mod store_writer;
 
 use crate::addr::AddressMap;
@@ -280,7 +281,9 @@ impl Router {
             }
         };
         if msg.type_ == MessageType::Error {
-            self.on_bounce(&msg);
+            if let Some(code) = self.on_bounce(&msg) {
+                self.chat_bounced(&msg, code).await;
+            }
             return;
         }
         let to_gateway = msg.to.as_ref().is_some_and(|t| t.node().is_none());
@@ -322,10 +325,9 @@ impl Router {
 
     /// An error stanza: if it echoes a pending SIP MESSAGE, that MESSAGE fails with the
     /// Table E1 code (IM-14); otherwise it is never answered (ERR-13).
-    fn on_bounce(&mut self, msg: &Message) {
-        let Some(id) = msg.id.as_ref().map(|i| i.0.clone()) else {
-            return;
-        };
+    /// Returns the SIP code when no pending MESSAGE matched (a chat session's message may).
+    fn on_bounce(&mut self, msg: &Message) -> Option<u16> {
+        let id = msg.id.as_ref().map(|i| i.0.clone())?;
         let err = msg
             .payloads
             .iter()
@@ -341,12 +343,17 @@ impl Router {
             .as_ref()
             .map(|f| f.to_bare().to_string())
             .unwrap_or_default();
+        let code = status.code;
         match self.bounce.bounced(&id, &from, status) {
             Some((r, status)) => {
                 debug!(id, code = status.code, "XMPP bounced a SIP message");
                 respond_later(r, status);
+                None
             }
-            None => debug!(id, "error stanza without a pending message"),
+            None => {
+                debug!(id, "error stanza without a pending MESSAGE");
+                Some(code)
+            }
         }
     }
 
@@ -439,70 +446,6 @@ impl Router {
         Clock {
             now: now.into_std(),
             unix: self.epoch.1 + (now - self.epoch.0).as_secs() as i64,
-        }
-    }
-
-    /// Keep a subscription stanza until the link is back (bounded: the oldest goes first).
-    fn hold_for_link(&mut self, p: xmpp_parsers::presence::Presence) {
-        if self.presence_outbox.len() >= OUTBOX_LIMIT {
-            warn!("too many subscription stanzas held for the XMPP link: dropping the oldest");
-            self.presence_outbox.pop_front();
-        }
-        self.presence_outbox.push_back(p);
-    }
-
-    /// Carry out what the presence engine decided.
-    async fn drain_presence(&mut self) {
-        while let Some(out) = self.presence.poll_output() {
-            match out {
-                Output::Stanza(p) => {
-                    debug!(
-                        kind = ?p.type_,
-                        from = ?p.from.as_ref().map(|j| j.to_string()),
-                        to = ?p.to.as_ref().map(|j| j.to_string()),
-                        "presence -> XMPP"
-                    );
-                    // Subscription stanzas are decisions nothing re-sends: they wait for the link.
-                    // Availability is state, re-announced on reconnect (COMP-5).
-                    let decision =
-                        !matches!(p.type_, PresenceType::None | PresenceType::Unavailable);
-                    // Waiting on a full link queue is the back-pressure: stanzas keep order.
-                    if self.xmpp.send(Element::from(p.clone())).await.is_err() {
-                        if decision {
-                            self.hold_for_link(p);
-                        } else {
-                            debug!("presence stanza not sent: XMPP link down");
-                        }
-                    }
-                }
-                Output::Request(r) => {
-                    debug!(
-                        method = r.method.as_str(),
-                        ruri = %r.request_uri,
-                        call_id = %r.call_id,
-                        headers = ?r.headers,
-                        "presence -> SIP"
-                    );
-                    let sip = self.sip.clone();
-                    let inbox = self.inbox.clone();
-                    tokio::spawn(async move {
-                        let resp = sip.send_presence(&r).await;
-                        let _ = inbox.send(Event::PresenceResponse(r.id, resp)).await;
-                    });
-                }
-                Output::Respond(r) => {
-                    debug!(code = r.status.code, reason = %r.status.reason, "presence response");
-                    if let Some(responder) = self.held.remove(&r.tx) {
-                        let host = self.sip.contact_host().to_owned();
-                        tokio::spawn(async move { responder.respond_presence(r, &host).await });
-                    }
-                }
-                Output::Store(op) => {
-                    if self.store_ops.send(op).is_err() {
-                        warn!("store writer gone: presence change not persisted");
-                    }
-                }
-            }
         }
     }
 

@@ -15,4 +15,6 @@ pub use uri::MsrpUri;
 #[cfg(test)]
 mod prop_tests;
 #[cfg(test)]
+mod session_tests;
+#[cfg(test)]
 mod tests;

@@ -115,6 +115,13 @@ impl Task {
                         self.parties.xmpp_user = j;
                     }
                     Some(Cmd::ResourceGone) => break Outcome::LocalEnd,
+                    Some(Cmd::Bounced { id, code }) => {
+                        // Delivered to the XMPP server but refused there: the SIP sender
+                        // learns it from a failure REPORT (it already had its 200).
+                        if st.session.report_failed(&id, code) {
+                            info!(id, code, "XMPP bounced a session message: failure REPORT");
+                        }
+                    }
                     Some(Cmd::Stop) | None => break Outcome::LocalEnd,
                 },
                 f = frames.recv() => match f {

@@ -84,6 +84,14 @@ pub enum Cmd {
     Bind(Jid),
     /// The bound resource went unavailable (CHAT-12).
     ResourceGone,
+    /// The XMPP server bounced the message we delivered with this id (the MSRP transaction
+    /// id, CHAT-7); `code` is its RFC 7247 Table 1 SIP code.
+    Bounced {
+        /// Stanza id.
+        id: String,
+        /// Status code for the failure REPORT.
+        code: u16,
+    },
     /// The gateway is stopping.
     Stop,
 }
@@ -310,7 +318,7 @@ impl Task {
                             c = cmds.recv() => match c {
                                 Some(Cmd::Xmpp(i)) => self.queue.push_back(*i),
                                 Some(Cmd::Bind(j)) => self.parties.xmpp_user = j,
-                                Some(Cmd::ResourceGone | Cmd::Stop) | None => {}
+                                Some(Cmd::ResourceGone | Cmd::Stop | Cmd::Bounced { .. }) | None => {}
                             }
                         }
                     }

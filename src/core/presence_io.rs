@@ -1,0 +1,71 @@
+//! Carrying out the presence engine's decisions (RFC 8048): stanzas to the XMPP link (held
+//! while it is down when they are subscription decisions), SIP requests in their own tasks,
+//! held responses, store operations.
+
+use super::*;
+
+impl Router {
+    /// Keep a subscription stanza until the link is back (bounded: the oldest goes first).
+    pub(super) fn hold_for_link(&mut self, p: xmpp_parsers::presence::Presence) {
+        if self.presence_outbox.len() >= OUTBOX_LIMIT {
+            warn!("too many subscription stanzas held for the XMPP link: dropping the oldest");
+            self.presence_outbox.pop_front();
+        }
+        self.presence_outbox.push_back(p);
+    }
+
+    /// Carry out what the presence engine decided.
+    pub(super) async fn drain_presence(&mut self) {
+        while let Some(out) = self.presence.poll_output() {
+            match out {
+                Output::Stanza(p) => {
+                    debug!(
+                        kind = ?p.type_,
+                        from = ?p.from.as_ref().map(|j| j.to_string()),
+                        to = ?p.to.as_ref().map(|j| j.to_string()),
+                        "presence -> XMPP"
+                    );
+                    // Subscription stanzas are decisions nothing re-sends: they wait for the link.
+                    // Availability is state, re-announced on reconnect (COMP-5).
+                    let decision =
+                        !matches!(p.type_, PresenceType::None | PresenceType::Unavailable);
+                    // Waiting on a full link queue is the back-pressure: stanzas keep order.
+                    if self.xmpp.send(Element::from(p.clone())).await.is_err() {
+                        if decision {
+                            self.hold_for_link(p);
+                        } else {
+                            debug!("presence stanza not sent: XMPP link down");
+                        }
+                    }
+                }
+                Output::Request(r) => {
+                    debug!(
+                        method = r.method.as_str(),
+                        ruri = %r.request_uri,
+                        call_id = %r.call_id,
+                        headers = ?r.headers,
+                        "presence -> SIP"
+                    );
+                    let sip = self.sip.clone();
+                    let inbox = self.inbox.clone();
+                    tokio::spawn(async move {
+                        let resp = sip.send_presence(&r).await;
+                        let _ = inbox.send(Event::PresenceResponse(r.id, resp)).await;
+                    });
+                }
+                Output::Respond(r) => {
+                    debug!(code = r.status.code, reason = %r.status.reason, "presence response");
+                    if let Some(responder) = self.held.remove(&r.tx) {
+                        let host = self.sip.contact_host().to_owned();
+                        tokio::spawn(async move { responder.respond_presence(r, &host).await });
+                    }
+                }
+                Output::Store(op) => {
+                    if self.store_ops.send(op).is_err() {
+                        warn!("store writer gone: presence change not persisted");
+                    }
+                }
+            }
+        }
+    }
+}
