@@ -91,6 +91,9 @@ pub enum Outcome {
     BadRange,
 }
 
+/// Disjoint received ranges one partial message may have (in-order chunks keep one).
+const MAX_GAPS: usize = 64;
+
 #[derive(Debug)]
 struct Partial {
     content_type: Option<String>,
@@ -227,6 +230,12 @@ impl Reassembler {
         }
         p.buf[start as usize..end as usize].copy_from_slice(c.data);
         p.add(start, end);
+        if p.have.len() > MAX_GAPS {
+            // Many tiny chunks scattered through a message cost a sort each; a sender that
+            // does that is refused rather than served quadratically.
+            self.drop_message(c.message_id);
+            return Outcome::BadRange;
+        }
         if start == 0 {
             p.content_type = c.content_type.map(str::to_string);
         }

@@ -84,7 +84,10 @@ impl Session {
                 self.refuse(&f, &mid);
             }
             Outcome::BadRange => {
+                // The message is broken: what was held is gone, and its later chunks are
+                // refused (413 asks the sender to stop) instead of starting it over.
                 self.first_tid.remove(&mid);
+                self.remember_refused(&mid);
                 self.respond(&f, 400, "Bad Byte-Range");
             }
             Outcome::Aborted => {
@@ -147,13 +150,17 @@ impl Session {
         }
     }
 
-    fn refuse(&mut self, f: &Frame, mid: &str) {
+    fn remember_refused(&mut self, mid: &str) {
         if !self.refused.iter().any(|m| m == mid) {
             if self.refused.len() >= REFUSED {
                 self.refused.pop_front();
             }
             self.refused.push_back(mid.to_string());
         }
+    }
+
+    fn refuse(&mut self, f: &Frame, mid: &str) {
+        self.remember_refused(mid);
         self.reasm.drop_message(mid);
         // 413 is due even when Failure-Report is "partial" (it is an error).
         self.respond(f, 413, "Message Too Large");

@@ -109,3 +109,31 @@ fn bounced_message_gets_a_failure_report() {
         "the sender asked for no failure reports"
     );
 }
+
+/// Chunks scattered through a message (one byte every other byte) are refused once they
+/// leave too many gaps, and the memory they held is released.
+#[test]
+fn scattered_chunks_are_refused() {
+    let mut s = session();
+    let now = Instant::now();
+    let mut codes = Vec::new();
+    for i in 0..100u64 {
+        let at = 2 * i + 1;
+        let f = send_frame(
+            "tid00001",
+            "mscat",
+            &format!("{at}-{at}/1000"),
+            b"x",
+            Flag::More,
+        );
+        s.handle_frame(now, f);
+        codes.extend(drain(&mut s).0.into_iter().map(|f| f.start));
+    }
+    assert!(
+        codes
+            .iter()
+            .any(|c| matches!(c, StartLine::Response(400, _))),
+        "{codes:?}"
+    );
+    assert_eq!(s.held(), 0);
+}
