@@ -24,6 +24,9 @@ pub struct Gateway {
     router: tokio::task::JoinHandle<()>,
     link: tokio::task::JoinHandle<()>,
     store_writer: tokio::task::JoinHandle<()>,
+    metrics: Option<tokio::task::JoinHandle<()>>,
+    /// The router's inbox, for reloads.
+    inbox: mpsc::Sender<Event>,
     /// Bound SIP sockets (useful when a port was 0).
     pub sip_addrs: Vec<SocketAddr>,
 }
@@ -148,11 +151,33 @@ async fn start_chat(
 impl Gateway {
     /// Validate the config, bind the SIP sockets and start every task.
     pub async fn start(cfg: &Config) -> Result<Gateway, StartError> {
+        Gateway::start_from(cfg, None).await
+    }
+
+    /// [`Gateway::start`] for a config read from `path`, which reloads read again.
+    pub async fn start_from(
+        cfg: &Config,
+        path: Option<std::path::PathBuf>,
+    ) -> Result<Gateway, StartError> {
         let problems = cfg.validate();
         if !problems.is_empty() {
             return Err(StartError::Config(problems));
         }
         let secret = cfg.secret().map_err(|e| StartError::Config(vec![e]))?;
+        // Bound before anything else starts: a taken metrics port is a startup error, not a
+        // silent gap in monitoring.
+        let metrics = match &cfg.metrics.listen {
+            Some(l) => {
+                let a: SocketAddr = l
+                    .parse()
+                    .map_err(|e| StartError::Config(vec![format!("metrics.listen: {e}")]))?;
+                let listener = crate::ops::http::bind(a)
+                    .await
+                    .map_err(|e| StartError::Listen(format!("metrics:{a}"), e))?;
+                Some(tokio::spawn(crate::ops::http::serve(listener)))
+            }
+            None => None,
+        };
         let (store, auths, dialogs) = open_store(&cfg.presence.state_dir).await?;
         let (event_tx, event_rx) = mpsc::channel::<Event>(4096);
         let (sip_tx, mut sip_rx) = mpsc::channel(4096);
@@ -230,6 +255,7 @@ impl Gateway {
         );
         // Both adapters feed the router's single inbox.
         let inbox = event_tx.clone();
+        let reload_inbox = event_tx.clone();
         let tx = event_tx.clone();
         tokio::spawn(async move {
             while let Some(e) = link_rx.recv().await {
@@ -268,6 +294,7 @@ impl Gateway {
                     max_body_bytes: cfg.messages.max_body_bytes,
                 },
                 presence: cfg.presence_settings(),
+                ops: crate::core::admin::Ops::new(cfg, path),
             },
             xmpp_handle,
             client,
@@ -286,8 +313,22 @@ impl Gateway {
             router,
             link,
             store_writer,
+            metrics,
+            inbox: reload_inbox,
             sip_addrs,
         })
+    }
+
+    /// Re-read the config file and apply what may change while running (see
+    /// [`crate::ops::reload`]).
+    pub async fn reload(&self) -> crate::core::admin::ReloadResult {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inbox
+            .send(Event::Reload(tx))
+            .await
+            .map_err(|_| "the gateway is stopping".to_string())?;
+        rx.await
+            .map_err(|_| "the gateway is stopping".to_string())?
     }
 
     /// Graceful stop: refuse new MESSAGEs, let in-flight ones finish (bounded), then close
@@ -304,6 +345,9 @@ impl Gateway {
             .is_err()
         {
             tracing::error!("state database writes still pending at exit");
+        }
+        if let Some(m) = self.metrics {
+            m.abort();
         }
         info!("stox stopped");
     }

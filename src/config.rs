@@ -14,6 +14,9 @@ use std::time::Duration;
 #[path = "config/chat.rs"]
 mod chat;
 pub use chat::{ChatConfig, ChatMode};
+#[path = "config/ops.rs"]
+mod ops;
+pub use ops::{AdminConfig, LimitsConfig, LogConfig, LogFormat, MetricsConfig};
 
 /// Environment variable that may carry the component secret instead of the file.
 pub const SECRET_ENV: &str = "STOX_COMPONENT_SECRET";
@@ -38,6 +41,18 @@ pub struct Config {
     /// `[chat]`: MSRP chat sessions (RFC 7573).
     #[serde(default)]
     pub chat: ChatConfig,
+    /// `[admin]`: who may run the admin commands.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// `[metrics]`: the OpenMetrics endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// `[log]`: level and format.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// `[limits]`: per-sender rates.
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 /// `[component]` section.
@@ -415,6 +430,9 @@ impl Config {
             ));
         }
         self.chat.validate(&mut problems);
+        self.admin.validate(&mut problems);
+        self.metrics.validate(&mut problems);
+        self.log.validate(&mut problems);
         problems
     }
 

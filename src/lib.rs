@@ -23,6 +23,7 @@ pub mod config;
 pub mod core;
 pub mod errmap;
 pub mod im;
+pub mod ops;
 pub mod presence;
 pub mod sip;
 pub mod store;

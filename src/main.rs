@@ -89,38 +89,26 @@ fn main() -> ExitCode {
 }
 
 fn run(config: PathBuf) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // ezk warns once per unparsable datagram: at the default level a flood of
-                // garbage must not turn into a flood of log lines.
-                .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new("info,ezk_sip_core=error,ezk_sip_ua=error")
-                }),
-        )
-        .init();
     let cfg = Config::load(&config).map_err(anyhow::Error::msg)?;
+    stox::ops::log::init(&cfg.log);
     let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
     rt.block_on(async move {
-        let gw = stox::app::Gateway::start(&cfg).await?;
-        wait_for_signal().await;
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+        let gw = stox::app::Gateway::start_from(&cfg, Some(config)).await?;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = hup.recv() => {
+                    // The outcome is logged by the router (applied / needs a restart / refused).
+                    let _ = gw.reload().await;
+                }
+            }
+        }
         tracing::info!("signal received, shutting down");
         gw.stop().await;
         Ok(())
     })
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -57,6 +57,40 @@ impl Hub {
         self.sessions.is_empty()
     }
 
+    /// Change the policy and limits (configuration reload); sessions keep running.
+    pub fn set_config(&mut self, cfg: ChatConfig) {
+        self.cfg = cfg;
+    }
+
+    /// Sessions that involve `who` (an XMPP JID, bare or full, or a SIP AOR):
+    /// `(id, xmpp_jid, sip_aor)`.
+    pub fn sessions_of(&self, who: &str) -> Vec<(u64, String, String)> {
+        let mut v: Vec<_> = self
+            .sessions
+            .iter()
+            .filter(|((j, a), _)| {
+                j.eq_ignore_ascii_case(who)
+                    || j.split('/')
+                        .next()
+                        .is_some_and(|b| b.eq_ignore_ascii_case(who))
+                    || a.eq_ignore_ascii_case(who)
+            })
+            .map(|((j, a), e)| (e.id, j.clone(), a.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// End the session with this id the way its bound resource going away does (BYE; a
+    /// session still being set up finishes its setup first). `false` when no such session
+    /// runs.
+    pub async fn end(&self, id: u64) -> bool {
+        match self.sessions.values().find(|e| e.id == id) {
+            Some(e) => e.tx.send(Cmd::ResourceGone).await.is_ok(),
+            None => false,
+        }
+    }
+
     fn spawn(
         &mut self,
         key: (String, String),
@@ -254,6 +288,7 @@ impl Router {
             return;
         }
         if self.chat.sessions.len() >= self.chat.cfg.max_sessions {
+            crate::ops::metrics::get().limit_hit("chat_max_sessions");
             reject_later(pending, SipStatus::with_reason(503, "Too Many Sessions"));
             return;
         }

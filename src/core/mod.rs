@@ -6,6 +6,7 @@
 //! All protocol decisions are made by the pure modules (`im`, `errmap`, `addr`,
 //! `xmpp::service`); this loop only moves their results between the adapters.
 
+pub mod admin;
 pub mod chat_hub;
 pub mod chat_session;
 pub mod conversation;
@@ -46,6 +47,8 @@ pub struct RouterConfig {
     pub limits: Limits,
     /// Presence tunables.
     pub presence: presub::Settings,
+    /// Admin commands, reload and the effective configuration.
+    pub ops: admin::Ops,
 }
 
 /// Everything the router reacts to.
@@ -57,6 +60,8 @@ pub enum Event {
     Sip(Box<SipEvent>),
     /// The final response to a presence request the router sent.
     PresenceResponse(presub::ReqId, presub::SipResponseIn),
+    /// Reload the configuration file (SIGHUP); the outcome goes back on the channel.
+    Reload(tokio::sync::oneshot::Sender<admin::ReloadResult>),
     /// A chat session ended.
     ChatEnded {
         /// Its key.
@@ -91,6 +96,10 @@ pub struct Router {
     chat: chat_hub::Hub,
     /// Page-mode typing and receipts.
     page: crate::chat::page::PageState,
+    /// Admin state: effective config, config path, start time.
+    ops: admin::Ops,
+    /// `[limits] messages_per_minute`, per sender.
+    rate: crate::ops::ratelimit::RateLimit,
 }
 
 /// Most subscription stanzas held for the link.
@@ -111,7 +120,10 @@ impl Router {
         chat: chat_hub::Hub,
     ) -> Self {
         let bounce = BounceWindow::new(cfg.bounce_window);
+        let ops = cfg.ops.clone();
         Router {
+            rate: crate::ops::ratelimit::RateLimit::new(ops.effective.limits.messages_per_minute),
+            ops,
             chat,
             page: Default::default(),
             presence,
@@ -160,6 +172,7 @@ impl Router {
                 }
             }
             self.drain_presence().await;
+            self.gauges(events.len());
             let wake = self
                 .bounce
                 .poll_timeout()
@@ -177,6 +190,9 @@ impl Router {
                 ev = events.recv() => match ev {
                     Some(Event::Xmpp(e)) => self.on_link(e).await,
                     Some(Event::Sip(e)) => self.on_sip(*e).await,
+                    Some(Event::Reload(reply)) => {
+                        let _ = reply.send(self.reload());
+                    }
                     Some(Event::ChatEnded { key, id, ended }) => {
                         self.on_chat_ended(key, id, ended).await;
                     }
@@ -250,6 +266,9 @@ impl Router {
                 if el.attr("type") == Some("result") || el.attr("type") == Some("error") {
                     return;
                 }
+                if self.admin_iq(&el).await {
+                    return;
+                }
                 if let Some(reply) = service::answer_iq(&el, &self.cfg.map) {
                     let _ = self.xmpp.send(reply).await;
                 }
@@ -266,6 +285,7 @@ impl Router {
             Err(e) => {
                 if !is_error {
                     debug!(error = %e, "malformed message stanza");
+                    crate::ops::metrics::get().failure("malformed_stanza");
                     let bad_address = ["to", "from"]
                         .iter()
                         .any(|a| el.attr(*a).is_some_and(|j| Jid::new(j).is_err()));
@@ -293,6 +313,16 @@ impl Router {
             self.reply_error(&el, err).await;
             return;
         }
+        if let Err(wait) = self.rate_check(&msg) {
+            crate::ops::metrics::get().limit_hit("messages_per_minute");
+            let err = XmppError::new(DefinedCondition::PolicyViolation).with_text(format!(
+                "rate limit: at most {} messages per minute; try again in {} s",
+                self.rate.rate(),
+                wait.as_secs() + 1
+            ));
+            self.reply_error(&el, err).await;
+            return;
+        }
         let (el, msg) = match self.chat_route(el, msg).await {
             Ok(()) => return,
             Err(back) => back,
@@ -313,6 +343,7 @@ impl Router {
             Ok(im::XmppOutcome::Ignore(why)) => debug!(why, "message not forwarded"),
             Err(rej) => {
                 debug!(%rej, "message refused");
+                crate::ops::metrics::get().failure("xmpp_message");
                 self.reply_error(&el, rej.xmpp).await;
             }
         }
@@ -375,6 +406,7 @@ impl Router {
             Some(tx) => match tx.try_send(item) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(item)) => {
+                    crate::ops::metrics::get().limit_hit("conversation_queue");
                     let err = XmppError::new(DefinedCondition::ResourceConstraint)
                         .with_text("too many messages in flight to this SIP user");
                     self.reply_error(&item.stanza, err).await;
@@ -425,6 +457,7 @@ impl Router {
             }
             Err(e) if !is_error => {
                 debug!(error = %e, "malformed presence stanza");
+                crate::ops::metrics::get().failure("malformed_stanza");
                 let bad_address = ["to", "from"]
                     .iter()
                     .any(|a| el.attr(*a).is_some_and(|j| Jid::new(j).is_err()));
@@ -489,6 +522,17 @@ impl Router {
             );
             return;
         }
+        let sender = crate::addr::SipAddr::parse(&msg.from)
+            .map(|a| a.aor())
+            .unwrap_or_else(|_| msg.from.clone());
+        if self.rate.check(&sender, Instant::now().into_std()).is_err() {
+            crate::ops::metrics::get().limit_hit("messages_per_minute");
+            respond_later(
+                responder,
+                SipStatus::with_reason(503, "Rate Limit Exceeded"),
+            );
+            return;
+        }
         self.next_id += 1;
         // Unguessable ids: a bounce is matched by id (and sender), so a predictable id would
         // let a third party fail other people's messages.
@@ -505,6 +549,7 @@ impl Router {
             }
             Err(rej) => {
                 debug!(%rej, call_id = %msg.call_id, "SIP MESSAGE refused");
+                crate::ops::metrics::get().failure("sip_message");
                 respond_later(responder, rej.sip);
                 return;
             }
@@ -524,6 +569,35 @@ impl Router {
         }
         self.bounce
             .sent(Instant::now().into_std(), id, peer, responder);
+    }
+}
+
+impl Router {
+    /// Take a rate-limit token for an XMPP message with a body (chat states and receipts
+    /// are free: they are not what floods a SIP user).
+    fn rate_check(&mut self, msg: &Message) -> Result<(), Duration> {
+        if msg.bodies.is_empty() {
+            return Ok(());
+        }
+        let sender = msg
+            .from
+            .as_ref()
+            .map(|f| f.to_bare().to_string())
+            .unwrap_or_default();
+        self.rate.check(&sender, Instant::now().into_std())
+    }
+
+    /// Publish the sizes the metrics endpoint shows.
+    fn gauges(&self, inbox: usize) {
+        let m = crate::ops::metrics::get();
+        let stats = self.presence.stats();
+        m.set_sessions("presence_subscriptions", stats.authorizations);
+        m.set_sessions("presence_dialogs", stats.dialogs);
+        m.set_sessions("msrp", self.chat.len());
+        m.set_sessions("message_conversations", self.conversations.len());
+        m.set_queue("router", inbox);
+        m.set_queue("presence_held", self.presence_outbox.len());
+        m.set_queue("bounce_window", self.bounce.len());
     }
 }
 

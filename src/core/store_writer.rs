@@ -15,11 +15,16 @@ use tracing::{error, info};
 
 /// Runs until every sender is dropped and the queue is empty.
 pub async fn run(store: Arc<dyn Store>, mut ops: mpsc::UnboundedReceiver<StoreOp>) {
+    let m = crate::ops::metrics::get();
     while let Some(op) = ops.recv().await {
+        m.set_queue("store", ops.len());
         let mut backoff = Duration::from_millis(100);
         let mut failures = 0u32;
         loop {
-            match apply(store.as_ref(), &op).await {
+            let started = std::time::Instant::now();
+            let result = apply(store.as_ref(), &op).await;
+            m.store_write(started.elapsed());
+            match result {
                 Ok(()) => {
                     if failures > 0 {
                         info!(op = %describe(&op), failures, "store write succeeded after retries");

@@ -126,6 +126,11 @@ pub(super) async fn respond_full(
         resp.msg.headers.insert(Name::ALLOW_EVENTS, "presence");
     }
     trace!(target: "wire::sip", code = status.code, call_id = %request.base_headers.call_id.0, "-> response");
+    crate::ops::metrics::get().sip(
+        crate::ops::metrics::Dir::In,
+        &request.line.method.to_string(),
+        status.code,
+    );
     let result = if request.line.method == Method::INVITE {
         endpoint
             .create_server_inv_tsx(&mut request)
@@ -272,6 +277,7 @@ impl Layer for StoxLayer {
             // Back-pressure made explicit: a full router queue is an overload, say so.
             let (mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev)) = e;
             warn!("router queue full, answering 503");
+            crate::ops::metrics::get().limit_hit("router_queue");
             if let SipEvent::Message { responder, .. } | SipEvent::Presence { responder, .. } = ev {
                 responder
                     .respond(&SipStatus::with_reason(503, "Overloaded"))

@@ -127,7 +127,13 @@ impl Established {
         {
             Ok(mut tsx) => {
                 drop(target);
-                if let Err(e) = tsx.receive_final().await {
+                let r = tsx.receive_final().await;
+                crate::ops::metrics::get().sip(
+                    crate::ops::metrics::Dir::Out,
+                    "BYE",
+                    r.as_ref().map_or(0, |r| r.line.code.into_u16()),
+                );
+                if let Err(e) = r {
                     debug!(error = ?e, "BYE got no final response");
                 }
             }
@@ -197,14 +203,22 @@ impl SipClient {
             .await
             .map_err(|e| SendFailure::Unreachable(format!("{hop}: {e:?}")))?;
         loop {
+            let out = crate::ops::metrics::Dir::Out;
             let resp = match tsx.receive().await {
                 Ok(Some(r)) => r,
-                Ok(None) => return Err(SendFailure::Timeout),
+                Ok(None) => {
+                    crate::ops::metrics::get().sip(out, "INVITE", 0);
+                    return Err(SendFailure::Timeout);
+                }
                 Err(e) => {
                     debug!(error = ?e, "INVITE transaction failed");
+                    crate::ops::metrics::get().sip(out, "INVITE", 0);
                     return Err(SendFailure::Timeout);
                 }
             };
+            if resp.line.code.kind() != CodeKind::Provisional {
+                crate::ops::metrics::get().sip(out, "INVITE", resp.line.code.into_u16());
+            }
             match resp.line.code.kind() {
                 CodeKind::Provisional => continue,
                 CodeKind::Success => {
@@ -295,6 +309,7 @@ impl PendingInvite {
             .respond_success(resp)
             .await
             .map_err(|e| format!("200 not sent: {e:?}"))?;
+        crate::ops::metrics::get().sip(crate::ops::metrics::Dir::In, "INVITE", 200);
         let cseq = req.headers.get_named::<CSeq>().map(|c| c.cseq).ok();
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {

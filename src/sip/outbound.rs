@@ -84,16 +84,36 @@ impl SendFailure {
 #[derive(Clone)]
 pub struct SipClient {
     endpoint: Endpoint,
-    routes: BTreeMap<String, String>,
-    outbound_proxy: Option<String>,
+    /// Shared by every clone, so a reload reaches conversations and sessions already running.
+    routing: std::sync::Arc<std::sync::RwLock<Routing>>,
     contact_host: String,
     component: String,
+}
+
+/// Static routes (lower-case domain -> hop) and the outbound proxy.
+#[derive(Debug, Default)]
+struct Routing {
+    routes: BTreeMap<String, String>,
+    outbound_proxy: Option<String>,
+}
+
+impl Routing {
+    fn new(routes: BTreeMap<String, String>, outbound_proxy: Option<String>) -> Routing {
+        let routes = routes
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        Routing {
+            routes,
+            outbound_proxy,
+        }
+    }
 }
 
 impl std::fmt::Debug for SipClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SipClient")
-            .field("routes", &self.routes)
+            .field("routing", &self.routing)
             .finish()
     }
 }
@@ -107,7 +127,13 @@ pub struct PendingSend {
 impl PendingSend {
     /// Wait for the final response.
     pub async fn finish(mut self) -> Result<(), SendFailure> {
-        match self.tsx.receive_final().await {
+        let result = self.tsx.receive_final().await;
+        crate::ops::metrics::get().sip(
+            crate::ops::metrics::Dir::Out,
+            "MESSAGE",
+            result.as_ref().map_or(0, |r| r.line.code.into_u16()),
+        );
+        match result {
             Ok(resp) => {
                 let code = resp.line.code.into_u16();
                 if (200..300).contains(&code) {
@@ -133,14 +159,12 @@ impl SipClient {
         contact_host: String,
         component: String,
     ) -> Self {
-        let routes = routes
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
-            .collect();
         SipClient {
             endpoint,
-            routes,
-            outbound_proxy,
+            routing: std::sync::Arc::new(std::sync::RwLock::new(Routing::new(
+                routes,
+                outbound_proxy,
+            ))),
             contact_host,
             component,
         }
@@ -158,11 +182,27 @@ impl SipClient {
 
     /// The next hop for a Request-URI host: static route, outbound proxy, or the URI itself.
     pub fn next_hop(&self, host: &str, request_uri: &str) -> String {
-        self.routes
+        // A poisoned lock only means a panic elsewhere while replacing the table; the table
+        // itself is always whole, so keep using it.
+        let r = self
+            .routing
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.routes
             .get(&host.to_ascii_lowercase())
-            .or(self.outbound_proxy.as_ref())
+            .or(r.outbound_proxy.as_ref())
             .cloned()
             .unwrap_or_else(|| request_uri.to_string())
+    }
+
+    /// Replace the routes and the outbound proxy (configuration reload). Requests already
+    /// sent keep their hop; every later one uses the new table.
+    pub fn set_routes(&self, routes: BTreeMap<String, String>, outbound_proxy: Option<String>) {
+        let mut r = self
+            .routing
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *r = Routing::new(routes, outbound_proxy);
     }
 
     /// Put a request on the wire toward `hop` (TCP when `size` is over the UDP limit and the

@@ -209,7 +209,13 @@ impl SipClient {
                 debug!(error = e, "presence request not sent");
                 503u16
             })?;
-        let resp = tsx.receive_final().await.map_err(|_| 408u16)?;
+        let resp = tsx.receive_final().await;
+        crate::ops::metrics::get().sip(
+            crate::ops::metrics::Dir::Out,
+            &method.to_string(),
+            resp.as_ref().map_or(0, |r| r.line.code.into_u16()),
+        );
+        let resp = resp.map_err(|_| 408u16)?;
         let get = |n: &Name| {
             let v: Vec<String> = resp.headers.get_raw(n).map(|v| v.to_string()).collect();
             (!v.is_empty()).then(|| v.join(", "))

@@ -111,6 +111,7 @@ async fn run(
 ) {
     let mut backoff = cfg.backoff_min;
     let mut attempt: u64 = 0;
+    let mut was_up = false;
     loop {
         if *shutdown.borrow() {
             return;
@@ -139,6 +140,8 @@ async fn run(
             }
         };
         info!(jid = %cfg.jid, server = %cfg.server, attempt, "component online");
+        crate::ops::metrics::get().link(true, !was_up);
+        was_up = true;
         backoff = cfg.backoff_min;
         attempt = 0;
         // Stanzas queued while down were refused by XmppHandle::send; anything left from a
@@ -148,6 +151,7 @@ async fn run(
         let _ = events.send(LinkEvent::Up).await;
         let closing = serve(&cfg, &mut stream, &events, &mut out, &mut shutdown).await;
         let _ = up.send(false);
+        crate::ops::metrics::get().link(false, false);
         let _ = events.send(LinkEvent::Down).await;
         if closing {
             // Graceful shutdown: say goodbye so the server does not wait for a timeout.
@@ -186,6 +190,7 @@ async fn serve(
                     super::xml::set_attr(&mut el, "from", cfg.jid.as_str());
                 }
                 trace!(target: "wire::xmpp", "-> {}", String::from(&el));
+                crate::ops::metrics::get().stanza(crate::ops::metrics::Dir::Out, el.name());
                 if let Err(e) = stream.send(&el).await {
                     warn!(error = %e, "component write failed");
                     return false;
@@ -200,6 +205,7 @@ async fn serve(
             item = stream.next() => match item {
                 Some(Ok(el)) => {
                     trace!(target: "wire::xmpp", "<- {}", String::from(&el));
+                    crate::ops::metrics::get().stanza(crate::ops::metrics::Dir::In, el.name());
                     if el.is("error", NS_STREAM) {
                         warn!(error = %String::from(&el), "stream error from server");
                         return false;

@@ -18,6 +18,7 @@ const NS_VERSION: &str = "jabber:iq:version";
 
 /// Features of the component JID itself.
 const COMPONENT_FEATURES: &[&str] = &[
+    super::adhoc::NS_COMMANDS,
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
     NS_GATEWAY,

@@ -94,6 +94,8 @@ pub struct Opts {
     pub chat_mode: &'static str,
     /// `chat.idle_timeout_secs`.
     pub chat_idle_secs: u64,
+    /// Appended to the config (extra sections).
+    pub extra_config: String,
 }
 
 impl Default for Opts {
@@ -110,6 +112,7 @@ impl Default for Opts {
             state_dir: None,
             chat_mode: "page",
             chat_idle_secs: 600,
+            extra_config: String::new(),
         }
     }
 }
@@ -145,6 +148,8 @@ pub struct Harness {
     pub uac: UdpPeer,
     /// The configuration text the gateway runs with.
     pub config: String,
+    /// Where `config` is written (reloads read it).
+    pub config_path: std::path::PathBuf,
     /// A state directory the harness created (removed on drop; one passed in is kept).
     own_state_dir: Option<std::path::PathBuf>,
 }
@@ -217,7 +222,9 @@ state_dir = "{state_dir}"
 mode = "{chat_mode}"
 msrp_listen = "127.0.0.1:0"
 idle_timeout_secs = {chat_idle}
+{extra}
 "#,
+            extra = opts.extra_config,
             chat_mode = opts.chat_mode,
             chat_idle = opts.chat_idle_secs,
             state_dir = state_dir.display(),
@@ -230,7 +237,13 @@ idle_timeout_secs = {chat_idle}
             max_body = opts.max_body_bytes,
         );
         let cfg = Config::parse(&config).expect("scenario config parses");
-        let gw = Gateway::start(&cfg).await.expect("gateway starts");
+        // Written out so that reloads have a file to read again.
+        let config_path = state_dir.join("stox.toml");
+        std::fs::create_dir_all(&state_dir).expect("state dir");
+        std::fs::write(&config_path, &config).expect("config file written");
+        let gw = Gateway::start_from(&cfg, Some(config_path.clone()))
+            .await
+            .expect("gateway starts");
         Harness {
             log,
             xmpp,
@@ -241,6 +254,7 @@ idle_timeout_secs = {chat_idle}
             uac,
             config,
             own_state_dir,
+            config_path,
         }
     }
 

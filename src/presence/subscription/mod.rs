@@ -385,6 +385,40 @@ impl Engine {
         }
     }
 
+    /// Change the tunables (configuration reload). Existing dialogs keep their expiry; the
+    /// limits apply to the next request.
+    pub fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
+    /// The authorizations that involve `who` (a bare JID or a SIP AOR), with whether a SIP
+    /// dialog currently carries them: `(xmpp_jid, sip_aor, direction, state, dialogs)`.
+    pub fn subscriptions_of(
+        &self,
+        who: &str,
+    ) -> Vec<(String, String, Direction, AuthState, usize)> {
+        let mut v: Vec<_> = self
+            .auths
+            .iter()
+            .filter(|(k, s)| {
+                **s != AuthState::None
+                    && (k.xmpp_jid.eq_ignore_ascii_case(who) || k.sip_aor.eq_ignore_ascii_case(who))
+            })
+            .map(|(k, s)| {
+                let dialogs = self.by_pair.get(k).map_or(0, Vec::len);
+                (
+                    k.xmpp_jid.clone(),
+                    k.sip_aor.clone(),
+                    k.direction,
+                    *s,
+                    dialogs,
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        v
+    }
+
     /// The authorization state of a key (tests, logs).
     pub fn auth_state(&self, key: &AuthKey) -> AuthState {
         self.auths.get(key).copied().unwrap_or(AuthState::None)
