@@ -43,7 +43,7 @@ from topology import (  # noqa: E402
     BOUNCE_WINDOW_MS, C2S_PORT, COMPONENT, COMPONENT_PORT, GW_PORT, KAMAILIO_PORT, RECONNECT_MAX_SECS,
     UAS_404_DOMAIN, UAS_404_PORT, UAS_CODE_DOMAIN, UAS_CODE_PORT, UAS_OK_DOMAIN, UAS_OK_PORT, UAS_TCP_DOMAIN,
     UAS_TCP_PORT, XMPP_DOMAIN, PJSUA_DOMAIN, PJSUA_PORT, GW_MSRP_PORT, MSRP_UA_PORT, MSRP_DOMAIN, BARESIP_FB,
-    BARESIP_FB_DOMAIN, CHAT_IDLE_SECS, MSRP_PAGE_DOMAIN,
+    BARESIP_FB_DOMAIN, CHAT_IDLE_SECS, MSRP_PAGE_DOMAIN, METRICS_PORT,
 )
 
 # kit component -> binaries that must exist
@@ -251,6 +251,12 @@ idle_timeout_secs = {CHAT_IDLE_SECS}
 [chat.domains]
 "{MSRP_DOMAIN}" = "session"
 "{BARESIP_FB_DOMAIN}" = "auto"
+
+[admin]
+jids = ["alice@{XMPP_DOMAIN}"]
+
+[metrics]
+listen = "127.0.0.1:{METRICS_PORT}"
 """
 
 
@@ -315,6 +321,24 @@ class Gateway:
         _CLEANUPS.append(self.stop)
         self.starts += 1
         self.wait_ready(timeout=30, online_before=online_before)
+
+    def reload(self, text: str, timeout: float = 10) -> str:
+        """Write `text` as the config file, send SIGHUP, and return the reload's log line."""
+        before = self.log_text().count("configuration reload")
+        self.config.write_text(text)
+        self.proc.send_signal(signal.SIGHUP)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            lines = [l for l in self.log_text().splitlines() if "configuration reload" in l]
+            if len(lines) > before:
+                return lines[-1]
+            time.sleep(0.1)
+        pytest.fail("no reload log line within %ss after SIGHUP; log tail:\n%s" % (timeout, self.tail(40)),
+                    pytrace=False)
+
+    def rendered(self) -> str:
+        """The config this run starts with."""
+        return render_config(self.server_name, self.state_dir, self.relay)
 
     def log_text(self) -> str:
         try:
@@ -439,6 +463,24 @@ class Baresip:
                             *commands, "--listen", str(listen)], stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
         return p.stdout.decode(errors="replace")
+
+    def reload(self, text: str, timeout: float = 10) -> str:
+        """Write `text` as the config file, send SIGHUP, and return the reload's log line."""
+        before = self.log_text().count("configuration reload")
+        self.config.write_text(text)
+        self.proc.send_signal(signal.SIGHUP)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            lines = [l for l in self.log_text().splitlines() if "configuration reload" in l]
+            if len(lines) > before:
+                return lines[-1]
+            time.sleep(0.1)
+        pytest.fail("no reload log line within %ss after SIGHUP; log tail:\n%s" % (timeout, self.tail(40)),
+                    pytrace=False)
+
+    def rendered(self) -> str:
+        """The config this run starts with."""
+        return render_config(self.server_name, self.state_dir, self.relay)
 
     def log_text(self) -> str:
         try:

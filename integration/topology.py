@@ -31,3 +31,5 @@ BARESIP_FB = (5141, 4491)       # baresip answering 488 to MSRP INVITEs (route "
 BARESIP_FB_DOMAIN = "bsfb.test"
 CHAT_IDLE_SECS = 8              # [chat] idle_timeout_secs of the test config
 MSRP_PAGE_DOMAIN = "msrppage.test"  # the same msrp_ua.py, routed, in page mode (typing and IMDN over MESSAGE)
+METRICS_PORT = 9477             # the gateway's [metrics] listen (GET /metrics)
+RELOAD_DOMAIN = "reload.test"   # not routed at start; the reload test routes it to msrp_ua.py (page mode)
