@@ -238,6 +238,34 @@ async fn component_non_xmpp_port_is_named() {
     assert!(c.message.contains("XMPP component port"), "{c}");
 }
 
+#[tokio::test]
+async fn component_client_port_is_recognised_by_its_features() {
+    // What Prosody's c2s port sends for one of its own VirtualHosts.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = String::new();
+        read_until(&mut s, &mut buf, |b| b.contains("<stream:stream")).await;
+        let _ = s
+            .write_all(
+                b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+                  xmlns:stream='http://etherx.jabber.org/streams' id='c2s-1' version='1.0'>\
+                  <stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>\
+                  <mechanism>PLAIN</mechanism></mechanisms></stream:features>",
+            )
+            .await;
+        let mut sink = [0u8; 256];
+        while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+    });
+    let c = probe(addr, SECRET, T).await;
+    assert_eq!(c.level, Level::Fail, "{c}");
+    assert!(
+        c.message.contains("client (c2s) or server (s2s) port"),
+        "{c}"
+    );
+}
+
 #[test]
 fn sip_port_in_use_fails_naming_the_port() {
     let held = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -140,6 +140,13 @@ async fn read_answer(
         match item {
             Some(Ok(el)) if el.is("handshake", NS_COMPONENT) => return Outcome::Accepted,
             Some(Ok(el)) if el.is("error", NS_STREAM) => return stream_error(&el),
+            Some(Ok(el)) if el.is("features", NS_STREAM) => {
+                // Only client and server streams offer features; XEP-0114 streams never do.
+                return Outcome::NotXmpp(
+                    "it offers <stream:features/>, so it is a client (c2s) or server (s2s) port"
+                        .into(),
+                );
+            }
             Some(Ok(el)) => {
                 return Outcome::NotXmpp(format!("<{}/> instead of <handshake/>", el.name()))
             }
@@ -193,17 +200,22 @@ pub fn describe(jid: &str, server: &str, timeout: Duration, outcome: &Outcome) -
                 "not-authorized" => format!(
                     "{server} rejected the secret for {jid} ({said}): the secret in the config \
                      differs from component_secret (Prosody) / password (ejabberd \
-                     ejabberd_service hosts)"
+                     ejabberd_service hosts); ejabberd answers the same when {jid} is missing \
+                     from its ejabberd_service hosts"
                 ),
                 "host-unknown" => format!(
                     "{server} does not serve the component {jid} ({said}): declare it on the \
                      server (Prosody: Component \"{jid}\" with component_secret; ejabberd: \
-                     listen ejabberd_service hosts: \"{jid}\") or fix component.jid"
+                     listen ejabberd_service hosts: \"{jid}\") or fix component.jid; if \
+                     {server} is the client (c2s) port, name the component port instead"
                 ),
+                // Prosody answers a second connection for a domain with conflict (after the
+                // secret matched); ejabberd balances between several instead, and answers
+                // conflict when the domain is one of its own hosts.
                 "conflict" => format!(
-                    "{server} took the secret for {jid} but another component is already \
-                     connected as {jid} ({said}): probably a running stox; stop it first, \
-                     two gateways cannot share one component domain"
+                    "{server} refused {jid} as taken ({said}): another component is already \
+                     connected as {jid} (a running stox? stop it first: two gateways cannot \
+                     share one component domain), or {jid} is one of the server's own domains"
                 ),
                 "invalid-namespace" => format!(
                     "{server} does not accept component streams ({said}): is it the client \
@@ -289,5 +301,6 @@ mod tests {
         assert_eq!(c.level, Level::Fail);
         assert!(c.message.contains("already connected"), "{}", c.message);
         assert!(c.message.contains("running stox"), "{}", c.message);
+        assert!(c.message.contains("server's own domains"), "{}", c.message);
     }
 }

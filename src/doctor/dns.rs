@@ -117,7 +117,7 @@ async fn srv(r: &TokioResolver, domain: &str, transport: &str, timeout: Duration
     let mut found = Vec::new();
     let mut out = Vec::new();
     for (_, _, port, target) in targets {
-        let host = target.to_utf8();
+        let host = target.to_utf8().trim_end_matches('.').to_string();
         let ips = tokio::time::timeout(timeout * 2, r.lookup_ip(target.clone())).await;
         match ips {
             Ok(Ok(ips)) if ips.iter().next().is_some() => {
