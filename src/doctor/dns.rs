@@ -8,6 +8,7 @@
 
 use super::{Check, Level};
 use futures::future::join_all;
+use hickory_resolver::net::NetError;
 use hickory_resolver::proto::rr::{Name, RData};
 use hickory_resolver::TokioResolver;
 use std::time::Duration;
@@ -19,8 +20,25 @@ fn special_use(domain: &str) -> bool {
     matches!(tld, "localhost" | "test" | "invalid" | "example" | "local")
 }
 
-/// SRV and address checks for every domain in `addresses.xmpp_domains`.
+/// SRV and address checks for every domain in `addresses.xmpp_domains`, through the
+/// system's resolver configuration.
 pub async fn check_dns(domains: &[String], timeout: Duration) -> Vec<Check> {
+    check_dns_with(domains, timeout, || {
+        let mut b = TokioResolver::builder_tokio()?;
+        b.options_mut().timeout = timeout;
+        b.options_mut().attempts = 1;
+        b.build()
+    })
+    .await
+}
+
+/// [`check_dns`] with a resolver from `make`, built only when a name needs looking up (a
+/// loopback setup without /etc/resolv.conf gets no resolver error).
+async fn check_dns_with(
+    domains: &[String],
+    timeout: Duration,
+    make: impl FnOnce() -> Result<TokioResolver, NetError>,
+) -> Vec<Check> {
     let mut out = Vec::new();
     let mut names = Vec::new();
     for d in domains {
@@ -37,15 +55,7 @@ pub async fn check_dns(domains: &[String], timeout: Duration) -> Vec<Check> {
     if names.is_empty() {
         return out;
     }
-    let resolver = match TokioResolver::builder_tokio() {
-        Ok(mut b) => {
-            b.options_mut().timeout = timeout;
-            b.options_mut().attempts = 1;
-            b.build()
-        }
-        Err(e) => Err(e),
-    };
-    let resolver = match resolver {
+    let resolver = match make() {
         Ok(r) => r,
         Err(e) => {
             out.push(Check::new(
@@ -160,6 +170,101 @@ mod tests {
         assert!(special_use("a.TEST"));
         assert!(!special_use("example.com"));
         assert!(!special_use("localhost.example.org"));
+    }
+
+    use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+    use hickory_resolver::net::runtime::TokioRuntimeProvider;
+    use hickory_resolver::proto::op::{Message, ResponseCode};
+    use hickory_resolver::proto::rr::rdata::{A, SRV};
+    use hickory_resolver::proto::rr::{Record, RecordType};
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    /// A resolver that asks only the UDP server at `addr`.
+    fn resolver_at(addr: SocketAddr, timeout: Duration) -> Result<TokioResolver, NetError> {
+        let mut conn = ConnectionConfig::udp();
+        conn.port = addr.port();
+        let ns = NameServerConfig::new(addr.ip(), true, vec![conn]);
+        let mut b = TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(vec![ns]),
+            TokioRuntimeProvider::default(),
+        );
+        b.options_mut().timeout = timeout;
+        b.options_mut().attempts = 1;
+        b.build()
+    }
+
+    /// A DNS server for example.com: `_sip._udp` SRV -> sip.example.com:5060, whose A is
+    /// 192.0.2.10; everything else NXDOMAIN.
+    async fn fake_dns() -> SocketAddr {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                let Ok(q) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let mut r = Message::response(q.metadata.id, q.metadata.op_code);
+                r.metadata.recursion_desired = q.metadata.recursion_desired;
+                let query = q.queries[0].clone();
+                let name = query.name().clone();
+                let ascii = name.to_ascii().to_ascii_lowercase();
+                match (ascii.as_str(), query.query_type()) {
+                    ("_sip._udp.example.com.", RecordType::SRV) => {
+                        let target = Name::from_ascii("sip.example.com.").unwrap();
+                        let srv = SRV::new(10, 5, 5060, target);
+                        r.add_answer(Record::from_rdata(name, 60, RData::SRV(srv)));
+                    }
+                    ("sip.example.com.", RecordType::A) => {
+                        let a = A(Ipv4Addr::new(192, 0, 2, 10));
+                        r.add_answer(Record::from_rdata(name, 60, RData::A(a)));
+                    }
+                    // A name that exists, without records of this type.
+                    ("sip.example.com.", _) => {}
+                    _ => r.metadata.response_code = ResponseCode::NXDomain,
+                }
+                r.add_query(query);
+                let _ = sock.send_to(&r.to_vec().unwrap(), from).await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn srv_found_and_srv_missing() {
+        let t = Duration::from_secs(2);
+        let dns = fake_dns().await;
+        let c = check_dns_with(&["example.com".into()], t, || resolver_at(dns, t)).await;
+        let lines: Vec<String> = c.iter().map(Check::to_string).collect();
+        assert_eq!(
+            lines,
+            vec![
+                "ok    dns: _sip._udp.example.com -> sip.example.com:5060 (192.0.2.10)",
+                "warn  dns: no _sip._tcp.example.com SRV record: SIP peers on the internet \
+                 cannot find stox for example.com (publish e.g. `_sip._tcp.example.com. SRV 0 \
+                 0 5060 <stox host>.`)",
+            ],
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_dns_server_costs_one_timeout_and_a_warning() {
+        // Bound, never read: queries vanish as on an offline machine.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let t = Duration::from_millis(300);
+        let t0 = std::time::Instant::now();
+        let domains = ["example.com".to_string(), "example.org".to_string()];
+        let c = check_dns_with(&domains, t, || resolver_at(addr, t)).await;
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        assert_eq!(c.len(), 4, "{c:?}");
+        assert!(c.iter().all(|c| c.level == Level::Warn), "{c:?}");
+        // Silence is not an answer: it must not be reported as a missing record.
+        assert!(
+            c.iter().all(|c| !c.message.contains("SRV record:")),
+            "{c:?}"
+        );
+        drop(silent);
     }
 
     #[tokio::test]
