@@ -31,9 +31,10 @@ def free_port() -> int:
             u.close()
 
 
-def config(jid: str = COMPONENT, secret: str = "secret") -> Path:
-    """A config of its own (free SIP/MSRP ports, fresh state_dir) for the component checks."""
-    d = Path(tempfile.mkdtemp(prefix="stox-doctor-"))
+def config(kit, jid: str = COMPONENT, secret: str = "secret") -> Path:
+    """A config of its own (free SIP/MSRP ports, fresh state_dir under the run's directory) for
+    the component checks."""
+    d = Path(tempfile.mkdtemp(prefix="doctor-", dir=kit.run))
     p = d / "stox.toml"
     sip = free_port()
     p.write_text(f"""
@@ -67,8 +68,8 @@ def line(out: str, prefix: str) -> str:
     return found[0]
 
 
-def test_doctor_wrong_secret_is_rejected(stox, xmpp_server):
-    rc, out = doctor(config(secret="not-the-secret"))
+def test_doctor_wrong_secret_is_rejected(stox, xmpp_server, kit):
+    rc, out = doctor(config(kit, secret="not-the-secret"))
     assert rc == 1, "doctor with a wrong secret must exit 1:\n%s" % out
     comp = line(out, "FAIL  component:")
     # Both servers answer <not-authorized/>; Prosody adds a <text/>.
@@ -80,9 +81,9 @@ def test_doctor_wrong_secret_is_rejected(stox, xmpp_server):
     assert "component_secret (Prosody)" in comp, comp
 
 
-def test_doctor_unknown_component_domain(stox, xmpp_server):
+def test_doctor_unknown_component_domain(stox, xmpp_server, kit):
     jid = "doctor.localhost"   # not a component of the kit's servers
-    rc, out = doctor(config(jid=jid))
+    rc, out = doctor(config(kit, jid=jid))
     assert rc == 1, out
     comp = line(out, "FAIL  component:")
     if xmpp_server.name == "prosody":

@@ -308,6 +308,7 @@ async fn state_dir_that_is_a_file_fails() {
     let c = store::check_store(&f.join("sub"), Duration::from_millis(200)).await;
     assert_eq!(levels(&c), vec![Level::Fail], "{c:?}");
     assert!(c[0].message.contains(&f.join("sub").display().to_string()));
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[tokio::test]
@@ -321,6 +322,7 @@ async fn missing_state_dir_is_created_and_removed_again() {
         !d.join("a").exists(),
         "doctor left the probe directory behind"
     );
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[tokio::test]
@@ -356,6 +358,7 @@ async fn existing_database_opens_and_a_locked_one_fails() {
     assert!(c.last().unwrap().message.contains("locked"), "{c:?}");
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
     holder.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[tokio::test]
@@ -380,6 +383,7 @@ async fn a_database_from_a_newer_stox_fails() {
     let c = store::check_store(&d, Duration::from_millis(200)).await;
     assert_eq!(c.last().unwrap().level, Level::Fail, "{c:?}");
     assert!(c.last().unwrap().message.contains("newer"), "{c:?}");
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 // ------------------------------------------------------------------------- the command
@@ -455,6 +459,7 @@ async fn cli_exits_0_when_nothing_fails() {
     );
     assert!(out.contains("info  tls: no TLS is configured"), "{out}");
     assert!(!out.contains("FAIL"), "{out}");
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[tokio::test]
@@ -487,6 +492,7 @@ async fn cli_exits_1_on_wrong_secret_and_on_a_held_port() {
         assert!(line.contains(&me), "holder not named: {line}");
     }
     drop(held);
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[tokio::test]
@@ -495,4 +501,5 @@ async fn cli_unreadable_config_exits_1() {
     let (code, out) = doctor(&d.join("nope.toml")).await;
     assert_eq!(code, Some(1), "{out}");
     assert!(out.starts_with("FAIL  config: cannot read"), "{out}");
+    let _ = std::fs::remove_dir_all(&d);
 }
