@@ -21,6 +21,7 @@ pub mod app;
 pub mod chat;
 pub mod config;
 pub mod core;
+pub mod doctor;
 pub mod errmap;
 pub mod im;
 pub mod ops;

@@ -1,4 +1,4 @@
-//! The `stox` command line: `run`, `check-config`, `map`.
+//! The `stox` command line: `run`, `check-config`, `doctor`, `map`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -30,6 +30,16 @@ enum Command {
         /// Configuration file.
         #[arg(long, short, default_value = "component.toml")]
         config: PathBuf,
+    },
+    /// Check a configuration against this machine and the XMPP server: component handshake,
+    /// SIP/MSRP sockets, DNS, state directory. Exit status 1 if anything FAILed.
+    Doctor {
+        /// Configuration file.
+        #[arg(long, short, default_value = "component.toml")]
+        config: PathBuf,
+        /// Seconds each network step (connect, stream header, handshake answer) may take.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
     },
     /// Translate a SIP/SIPS/IM/PRES URI to a JID, or a JID to a SIP URI.
     Map {
@@ -66,6 +76,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Command::Doctor { config, timeout } => doctor(config, timeout),
         Command::Map { config, address } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
@@ -85,6 +96,31 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+fn doctor(config: PathBuf, timeout: u64) -> ExitCode {
+    let opts = stox::doctor::Options {
+        component_timeout: std::time::Duration::from_secs(timeout.max(1)),
+        ..Default::default()
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("stox: tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let checks = rt.block_on(stox::doctor::run(&config, &opts));
+    for c in &checks {
+        println!("{c}");
+    }
+    // Do not wait for resolver tasks still retrying in the background.
+    rt.shutdown_background();
+    if stox::doctor::any_failed(&checks) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
