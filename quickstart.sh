@@ -107,6 +107,13 @@ state_dir = "$QS/state"
 # the messages as MESSAGE instead.
 mode = "auto"
 msrp_listen = "127.0.0.1:2855"
+
+[admin]
+# alice may run the admin commands (XEP-0050) on sip.localhost
+jids = ["alice@localhost"]
+
+[metrics]
+listen = "127.0.0.1:9477"
 TOML
 
 # 3. build and start stox
@@ -171,6 +178,10 @@ TXT
 fi
 cat <<TXT
 
+  curl -s http://127.0.0.1:9477/metrics | grep -v '^#'   # counters (OpenMetrics)
+  kill -HUP \$(cat $PIDFILE); grep 'configuration reload' $LOG   # reload the config
+  $STOX doctor --config $CONFIG                  # check config, ports and DNS (stop stox first:
+                                                 # its own ports and component link count as taken)
   tail -f $LOG                                    # gateway log (RUST_LOG=stox=debug for more)
 
 Stop everything:  $ROOT/quickstart.sh stop
