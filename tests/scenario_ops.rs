@@ -351,3 +351,31 @@ async fn sessions_lists_a_users_presence_subscriptions() {
     .await;
     assert_eq!(note(&r).0, "error");
 }
+
+/// A level the process cannot take (here: logging is the test harness's) does not hold up the
+/// rest of the reload.
+#[tokio::test]
+async fn an_unappliable_log_level_is_reported_and_the_rest_applies() {
+    let mut h = Harness::start(with_admin("")).await;
+    let text = h.config.replace(
+        "[admin]",
+        "[log]\nlevel = \"debug\"\n\n[limits]\nmessages_per_minute = 7\n\n[admin]",
+    );
+    std::fs::write(&h.config_path, text).unwrap();
+    let r = iq_from(
+        &mut h,
+        JULIET,
+        "lv",
+        "set",
+        &command("reload", "execute", &[]),
+    )
+    .await;
+    assert_eq!(
+        note(&r),
+        (
+            "info".to_string(),
+            "applied: limits.messages_per_minute; needs a restart: log.level (RUST_LOG is set)"
+                .to_string()
+        )
+    );
+}

@@ -242,10 +242,15 @@ impl Router {
         if !problems.is_empty() {
             return Err(format!("invalid configuration: {}", problems.join("; ")));
         }
-        let plan = crate::ops::reload::plan(&self.ops.effective, &new);
-        // The log level first: it is the one change that can fail after validation.
+        let mut plan = crate::ops::reload::plan(&self.ops.effective, &new);
         if plan.applied.contains(&"log.level") {
-            crate::ops::log::set_level(&new.log.level)?;
+            // Validation parsed the directive, so the only refusal left is RUST_LOG pinning the
+            // level: the rest of the reload still applies.
+            if let Err(e) = crate::ops::log::set_level(&new.log.level) {
+                warn!(error = %e, "log.level not changed");
+                plan.applied.retain(|k| *k != "log.level");
+                plan.restart_needed.push("log.level (RUST_LOG is set)");
+            }
         }
         let mut eff = (*self.ops.effective).clone();
         eff.sip.routes = new.sip.routes.clone();
@@ -263,7 +268,9 @@ impl Router {
         eff.chat.peer_memory_secs = new.chat.peer_memory_secs;
         eff.chat.max_sessions = new.chat.max_sessions;
         eff.admin = new.admin.clone();
-        eff.log.level = new.log.level.clone();
+        if plan.applied.contains(&"log.level") {
+            eff.log.level = new.log.level.clone();
+        }
         eff.limits = new.limits.clone();
         // Everything the running parts read per request.
         self.sip
