@@ -226,3 +226,24 @@ def test_ops_sighup_under_load_changes_route_and_rate_limit_keeping_sessions(ali
         # back to the suite's config for the tests that follow
         stox.reload(stox.rendered())
         ep.close()
+
+
+def test_ops_admin_lists_and_ends_a_chat_session(alice, ua, stox, run_id):
+    romeo = sip_jid("romeo", MSRP_DOMAIN)
+    alice.send_message(romeo, "end me " + run_id)
+    s = ua.wait_session(15)
+    s.wait_message(lambda m: m.get("text") == "end me " + run_id, timeout=10)
+    cmd, x = _commands(alice)
+    form = x.plugin["xep_0004"].make_form(ftype="submit")
+    form.add_field(var="user", value="sip:romeo@%s" % MSRP_DOMAIN)
+    listed = _fields(call(alice, cmd.send_command, COMPONENT, "sessions", payload=form, action="complete"))
+    chats = {k: v for k, v in listed.items() if k.startswith("chat session ")}
+    assert len(chats) == 1, listed
+    (label, parties), = chats.items()
+    assert parties == "%s <-> sip:romeo@%s" % (alice.full_jid, MSRP_DOMAIN), parties
+    form = x.plugin["xep_0004"].make_form(ftype="submit")
+    form.add_field(var="session", value=label.split()[-1])
+    done = call(alice, cmd.send_command, COMPONENT, "end-session", payload=form, action="complete")
+    note = done.xml.find("{http://jabber.org/protocol/commands}command/{http://jabber.org/protocol/commands}note")
+    assert note is not None and note.get("type") == "info", done
+    assert s.wait_bye(10), "the SIP side gets a BYE for the ended session"

@@ -242,3 +242,87 @@ fn pres_14_locked_state_database_is_a_clear_startup_error() {
     assert!(err.contains("locked"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `[log] format = "json"`: every line stox writes is one JSON object (for log shippers), and
+/// SIGHUP reloads the file (its outcome is logged) without stopping the process; SIGTERM then
+/// ends it cleanly.
+#[test]
+fn json_logs_and_sighup_reload() {
+    let d = tmpdir("jsonlog");
+    // A component port nobody listens on: stox keeps retrying, which is what this test needs.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let base = format!(
+        r#"
+[component]
+jid = "sip.example.com"
+server = "127.0.0.1:{port}"
+secret = "s"
+[sip]
+listen = ["udp:127.0.0.1:0"]
+[addresses]
+xmpp_domains = ["example.com"]
+sip_domain = "example.net"
+[presence]
+state_dir = "{state}"
+[chat]
+msrp_listen = "127.0.0.1:0"
+[log]
+format = "json"
+"#,
+        state = d.join("state").display()
+    );
+    let cfg = config(&d, &base);
+    let out_path = d.join("out.log");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = stox()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(&out_path).unwrap_or_default();
+    let wait_for = |needle: &str| {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !read().contains(needle) {
+            assert!(std::time::Instant::now() < end, "no {needle:?} in:\n{}", read());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait_for("stox started");
+    std::fs::write(&cfg, format!("{base}\n[limits]\nmessages_per_minute = 3\n")).unwrap();
+    let kill = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+    kill("-HUP");
+    wait_for("configuration reloaded");
+    kill("-TERM");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{}", read());
+    let text = read();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let find = |msg: &str| lines.iter().find(|v| v["message"] == msg).cloned();
+    let reloaded = find("configuration reloaded").expect("reload line");
+    assert_eq!(
+        reloaded["summary"],
+        "applied: limits.messages_per_minute; needs a restart: nothing"
+    );
+    assert_eq!(reloaded["level"], "INFO");
+    let failed = find("component connect failed").expect("connect failures are logged");
+    assert_eq!(failed["level"], "WARN");
+    assert!(find("stox stopped").is_some(), "{text}");
+    let _ = std::fs::remove_dir_all(&d);
+}
