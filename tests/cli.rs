@@ -289,7 +289,11 @@ format = "json"
     let wait_for = |needle: &str| {
         let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !read().contains(needle) {
-            assert!(std::time::Instant::now() < end, "no {needle:?} in:\n{}", read());
+            assert!(
+                std::time::Instant::now() < end,
+                "no {needle:?} in:\n{}",
+                read()
+            );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     };

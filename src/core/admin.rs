@@ -286,6 +286,38 @@ impl Router {
     }
 }
 
+impl Router {
+    /// Take a rate-limit token for an XMPP message with a body (chat states and receipts
+    /// are free: they are not what floods a SIP user).
+    pub(super) fn rate_check(
+        &mut self,
+        msg: &xmpp_parsers::message::Message,
+    ) -> Result<(), std::time::Duration> {
+        if msg.bodies.is_empty() {
+            return Ok(());
+        }
+        let sender = msg
+            .from
+            .as_ref()
+            .map(|f| f.to_bare().to_string())
+            .unwrap_or_default();
+        self.rate.check(&sender, Instant::now())
+    }
+
+    /// Publish the sizes the metrics endpoint shows.
+    pub(super) fn gauges(&self, inbox: usize) {
+        let m = crate::ops::metrics::get();
+        let stats = self.presence.stats();
+        m.set_sessions("presence_subscriptions", stats.authorizations);
+        m.set_sessions("presence_dialogs", stats.dialogs);
+        m.set_sessions("msrp", self.chat.len());
+        m.set_sessions("message_conversations", self.conversations.len());
+        m.set_queue("router", inbox);
+        m.set_queue("presence_held", self.presence_outbox.len());
+        m.set_queue("bounce_window", self.bounce.len());
+    }
+}
+
 fn ask(req: &Request, title: &str, inputs: &[Input]) -> Element {
     let sid = req.sessionid.clone().unwrap_or_else(adhoc::new_sessionid);
     adhoc::form(req, &sid, title, inputs)

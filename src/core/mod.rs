@@ -572,35 +572,6 @@ impl Router {
     }
 }
 
-impl Router {
-    /// Take a rate-limit token for an XMPP message with a body (chat states and receipts
-    /// are free: they are not what floods a SIP user).
-    fn rate_check(&mut self, msg: &Message) -> Result<(), Duration> {
-        if msg.bodies.is_empty() {
-            return Ok(());
-        }
-        let sender = msg
-            .from
-            .as_ref()
-            .map(|f| f.to_bare().to_string())
-            .unwrap_or_default();
-        self.rate.check(&sender, Instant::now().into_std())
-    }
-
-    /// Publish the sizes the metrics endpoint shows.
-    fn gauges(&self, inbox: usize) {
-        let m = crate::ops::metrics::get();
-        let stats = self.presence.stats();
-        m.set_sessions("presence_subscriptions", stats.authorizations);
-        m.set_sessions("presence_dialogs", stats.dialogs);
-        m.set_sessions("msrp", self.chat.len());
-        m.set_sessions("message_conversations", self.conversations.len());
-        m.set_queue("router", inbox);
-        m.set_queue("presence_held", self.presence_outbox.len());
-        m.set_queue("bounce_window", self.bounce.len());
-    }
-}
-
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
