@@ -165,8 +165,8 @@ impl Gateway {
         }
         let secret = cfg.secret().map_err(|e| StartError::Config(vec![e]))?;
         // Bound before anything else starts: a taken metrics port is a startup error, not a
-        // silent gap in monitoring.
-        let metrics = match &cfg.metrics.listen {
+        // silent gap in monitoring. Served once everything else is up.
+        let metrics_listener = match &cfg.metrics.listen {
             Some(l) => {
                 let a: SocketAddr = l
                     .parse()
@@ -174,7 +174,7 @@ impl Gateway {
                 let listener = crate::ops::http::bind(a)
                     .await
                     .map_err(|e| StartError::Listen(format!("metrics:{a}"), e))?;
-                Some(tokio::spawn(crate::ops::http::serve(listener)))
+                Some(listener)
             }
             None => None,
         };
@@ -305,6 +305,7 @@ impl Gateway {
         );
         let (shutdown, shutdown_rx) = watch::channel(false);
         let router = tokio::spawn(router.run(event_rx, shutdown_rx, Duration::from_secs(5)));
+        let metrics = metrics_listener.map(|l| tokio::spawn(crate::ops::http::serve(l)));
         info!(sip = ?sip_addrs, component = %cfg.component.jid, "stox started");
         Ok(Gateway {
             shutdown,
