@@ -525,11 +525,15 @@ impl Router {
         let sender = crate::addr::SipAddr::parse(&msg.from)
             .map(|a| a.aor())
             .unwrap_or_else(|_| msg.from.clone());
-        if self.rate.check(&sender, Instant::now().into_std()).is_err() {
+        if let Err(wait) = self.rate.check(&sender, Instant::now().into_std()) {
             crate::ops::metrics::get().limit_hit("messages_per_minute");
+            // Retry-After is when the sender's next token is there, rounded up.
+            let secs = u32::try_from(wait.as_secs())
+                .unwrap_or(u32::MAX)
+                .saturating_add(1);
             respond_later(
                 responder,
-                SipStatus::with_reason(503, "Rate Limit Exceeded"),
+                SipStatus::with_reason(503, "Rate Limit Exceeded").retry_after(secs),
             );
             return;
         }

@@ -113,6 +113,8 @@ pub struct SipStatus {
     pub code: u16,
     /// The reason phrase: one line, no control characters.
     pub reason: String,
+    /// `Retry-After` seconds for a 503 (RFC 3261 §21.5.4); `None`: the default of 5.
+    pub retry_after: Option<u32>,
 }
 
 impl SipStatus {
@@ -125,6 +127,7 @@ impl SipStatus {
             reason: tables::standard_reason(code)
                 .unwrap_or("Unknown")
                 .to_owned(),
+            retry_after: None,
         }
     }
 
@@ -136,8 +139,18 @@ impl SipStatus {
         if reason.is_empty() {
             SipStatus::new(code)
         } else {
-            SipStatus { code, reason }
+            SipStatus {
+                code,
+                reason,
+                retry_after: None,
+            }
         }
+    }
+
+    /// The same status with a `Retry-After` of `secs` seconds.
+    pub fn retry_after(mut self, secs: u32) -> SipStatus {
+        self.retry_after = Some(secs);
+        self
     }
 }
 
@@ -238,7 +251,14 @@ pub fn xmpp_to_sip(err: &StanzaError, target: Target) -> SipStatus {
     pick_text(&err.texts)
         .map(sanitize_reason)
         .filter(|reason| !reason.is_empty())
-        .map_or_else(|| SipStatus::new(code), |reason| SipStatus { code, reason })
+        .map_or_else(
+            || SipStatus::new(code),
+            |reason| SipStatus {
+                code,
+                reason,
+                retry_after: None,
+            },
+        )
 }
 
 /// For a `<gone/>` error with character data (ERR-5): the new address as given (an `xmpp:`
@@ -330,6 +350,7 @@ impl Rejection {
                 Some(reason) => SipStatus {
                     code,
                     reason: reason.to_owned(),
+                    retry_after: None,
                 },
                 None => SipStatus::new(code),
             },

@@ -111,7 +111,10 @@ pub(super) async fn respond_full(
         resp.msg.headers.insert(n, v);
     }
     match status.code {
-        503 => resp.msg.headers.insert(Name::RETRY_AFTER, "5"),
+        503 => resp.msg.headers.insert(
+            Name::RETRY_AFTER,
+            status.retry_after.unwrap_or(5).to_string(),
+        ),
         415 if request.line.method == Method::INVITE => {
             resp.msg.headers.insert(Name::ACCEPT, "application/sdp")
         }
