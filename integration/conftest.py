@@ -43,7 +43,7 @@ from topology import (  # noqa: E402
     BOUNCE_WINDOW_MS, C2S_PORT, COMPONENT, COMPONENT_PORT, GW_PORT, KAMAILIO_PORT, RECONNECT_MAX_SECS,
     UAS_404_DOMAIN, UAS_404_PORT, UAS_CODE_DOMAIN, UAS_CODE_PORT, UAS_OK_DOMAIN, UAS_OK_PORT, UAS_TCP_DOMAIN,
     UAS_TCP_PORT, XMPP_DOMAIN, PJSUA_DOMAIN, PJSUA_PORT, GW_MSRP_PORT, MSRP_UA_PORT, MSRP_DOMAIN, BARESIP_FB,
-    BARESIP_FB_DOMAIN, CHAT_IDLE_SECS, MSRP_PAGE_DOMAIN, METRICS_PORT,
+    BARESIP_FB_DOMAIN, CHAT_IDLE_SECS, MSRP_PAGE_DOMAIN, METRICS_PORT, MSRP_UA_MSRP_PORT,
 )
 
 # kit component -> binaries that must exist
@@ -64,6 +64,26 @@ def require_peer(component: str):
     if missing:
         pytest.fail("peer '%s' is not installed (%s not found): run ../shared/peers/install.sh %s"
                     % (component, ", ".join(missing), component), pytrace=False)
+
+
+def terminate(proc: Optional[subprocess.Popen], grace: float = 8) -> None:
+    """SIGTERM, wait up to `grace` seconds, then SIGKILL; None or an exited process is fine."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def read_log(path: Path) -> str:
+    """A log file's text ('' while it does not exist)."""
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def tail(path: Path, n: int = 40) -> str:
@@ -341,10 +361,7 @@ class Gateway:
         return render_config(self.server_name, self.state_dir, self.relay)
 
     def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log)
 
     def online_count_total(self) -> int:
         return self.log_text().count(self.ONLINE)
@@ -370,15 +387,7 @@ class Gateway:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(8)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         self.proc = None
 
     def tail(self, n: int = 60) -> str:
@@ -464,29 +473,8 @@ class Baresip:
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
         return p.stdout.decode(errors="replace")
 
-    def reload(self, text: str, timeout: float = 10) -> str:
-        """Write `text` as the config file, send SIGHUP, and return the reload's log line."""
-        before = self.log_text().count("configuration reload")
-        self.config.write_text(text)
-        self.proc.send_signal(signal.SIGHUP)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            lines = [l for l in self.log_text().splitlines() if "configuration reload" in l]
-            if len(lines) > before:
-                return lines[-1]
-            time.sleep(0.1)
-        pytest.fail("no reload log line within %ss after SIGHUP; log tail:\n%s" % (timeout, self.tail(40)),
-                    pytrace=False)
-
-    def rendered(self) -> str:
-        """The config this run starts with."""
-        return render_config(self.server_name, self.state_dir, self.relay)
-
     def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log)
 
 
 @pytest.fixture(scope="session")
@@ -502,6 +490,16 @@ def baresip(kit):
     finally:
         kit.script("baresip/stop.sh", "bob", check=False)
         kit.script("kamailio/stop.sh", check=False)
+
+
+@pytest.fixture
+def ua(stox):
+    """msrp_ua.py as romeo (SIP 5131, MSRP 2861), fresh per test; its RFC checks must find nothing."""
+    from msrp_ua import MsrpUa
+    u = MsrpUa(sip_port=MSRP_UA_PORT, msrp_port=MSRP_UA_MSRP_PORT, user="romeo").start()
+    yield u
+    u.stop()
+    assert u.violations == [], "the MSRP peer saw RFC violations from stox:\n  " + "\n  ".join(u.violations)
 
 
 # ------------------------------------------------------------------------------- XMPP clients

@@ -35,14 +35,6 @@ def from_romeo(m) -> bool:
     return bare(m.frm) == ROMEO.lower()
 
 
-@pytest.fixture
-def ua(stox):
-    u = MsrpUa(sip_port=MSRP_UA_PORT, msrp_port=MSRP_UA_MSRP_PORT, user="romeo").start()
-    yield u
-    u.stop()
-    assert u.violations == [], "the MSRP peer saw RFC violations from stox:\n  " + "\n  ".join(u.violations)
-
-
 def sip_session(ua):
     """romeo (SIP) opens a session to alice (CHAT-8)."""
     return ua.invite(ALICE_SIP, via_host_port=GW, from_uri="sip:romeo@%s" % MSRP_DOMAIN)

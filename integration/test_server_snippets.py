@@ -28,7 +28,7 @@ from typing import Optional
 
 import pytest
 
-from conftest import _CLEANUPS, require_peer, stox_binary, tail
+from conftest import _CLEANUPS, read_log, require_peer, stox_binary, tail, terminate
 from sip_helper import parse_sip, sip_transaction
 from xmpp_helper import XmppClient
 
@@ -180,22 +180,11 @@ class Prosody:
         wait_until(lambda: port_open(self.c2s), 10, "Prosody c2s :%d" % self.c2s, self.tail)
 
     def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc, 10)
         self.proc = None
 
     def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log)
 
     def tail(self, n: int = 30) -> str:
         return "Prosody log:\n" + tail(self.log, n) + "\nstdout:\n" + tail(self.run / "stdout.log", 10)
@@ -315,10 +304,7 @@ class Ejabberd:
         self.started = False
 
     def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log)
 
     def tail(self, n: int = 30) -> str:
         return "ejabberd log:\n" + tail(self.log, n)
@@ -387,22 +373,11 @@ class Stox:
                    "stox log line %r #%d" % (self.ONLINE, count), self.tail)
 
     def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc, 10)
         self.proc = None
 
     def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log)
 
     def tail(self, n: int = 30) -> str:
         return "stox log:\n" + tail(self.log, n)
