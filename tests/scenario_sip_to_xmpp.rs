@@ -100,6 +100,31 @@ async fn im_5_burst_of_sip_messages_is_delivered_once_each() {
     h.stop().await;
 }
 
+/// RFC 3261 §17.2.2: a MESSAGE retransmitted after its final response (Completed state,
+/// Timer J) gets that same response again and is not delivered a second time. stox answers
+/// these from its own response cache (sip/retrans.rs), not from a transaction task.
+#[tokio::test]
+async fn im_5_retransmission_after_the_final_response_gets_the_same_response_once_delivered() {
+    let mut h = Harness::start(opts()).await;
+    let sent = h.sip_send(romeo_message(&[], b"only once")).await;
+    assert_eq!(body(&h.next_message().await), "only once");
+    let first = h.sip_final(&sent).await;
+    assert_eq!(first.code(), Some(200), "{}", first.start);
+    for _ in 0..2 {
+        h.uac.send(&sent, h.gw_sip).await;
+        let again = h.sip_final(&sent).await;
+        assert_eq!(again.code(), Some(200), "{}", again.start);
+        assert_eq!(
+            again.header("to"),
+            first.header("to"),
+            "the retransmission gets the same response (same To tag)"
+        );
+    }
+    let extra: Vec<_> = h.xmpp.barrier().await.iter().map(s).collect();
+    assert!(extra.is_empty(), "delivered twice: {extra:?}");
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn im_7_inbound_type_normal_gives_normal_messages() {
     let mut h = Harness::start(Opts {

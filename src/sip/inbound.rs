@@ -2,16 +2,19 @@
 //! no XMPP (OPTIONS, unsupported methods) and hands MESSAGEs to the router together with a
 //! [`Responder`] that owns the server transaction.
 
+use super::retrans::{TtlCache, MAX_ENTRIES, TIMER_J};
 use crate::errmap::SipStatus;
 use crate::im::translate::ACCEPTED_TYPES;
 use crate::im::SipMessageIn;
 use bytesstr::BytesStr;
+use ezk_sip_core::transport::TpHandle;
 use ezk_sip_core::{Endpoint, EndpointBuilder, IncomingRequest, Layer, MayTake};
 use ezk_sip_types::header::typed::{FromTo, MaxForwards};
 use ezk_sip_types::print::AppendCtx;
 use ezk_sip_types::{Method, Name, StatusCode};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::{debug, trace, warn};
 
@@ -41,10 +44,49 @@ pub enum SipEvent {
     },
 }
 
+/// Final responses of answered non-INVITE UDP requests, for retransmissions (Timer J), by
+/// [`tsx_id`].
+pub type ResponseCache = Mutex<TtlCache<Box<str>, Cached>>;
+
+/// What a retransmission is answered with: an exact copy of the response's bytes (the
+/// printed buffer has spare capacity) and where they went.
+#[derive(Clone)]
+pub struct Cached {
+    bytes: Arc<[u8]>,
+    transport: TpHandle,
+    destination: std::net::SocketAddr,
+}
+
+/// The server transaction a request belongs to (RFC 3261 §17.2.3; ACK matches INVITE), as a
+/// string of its own: ezk's `TsxKey` shares the request's buffer, and 32 s of requests kept
+/// alive through their keys was most of this cache's memory.
+fn tsx_id(req: &IncomingRequest) -> Box<str> {
+    let method = if req.line.method == Method::ACK {
+        "INVITE".to_string()
+    } else {
+        req.line.method.to_string()
+    };
+    let branch = req.tsx_key.branch();
+    if branch.starts_with("z9hG4bK") {
+        format!("{branch} {method}").into()
+    } else {
+        // RFC 2543 peers: no unique branch, so the dialog identifiers and CSeq stand in.
+        let h = &req.base_headers;
+        let tag = h.from.tag.as_ref().map_or("", |t| t.as_str());
+        format!("{} {} {tag} {method}", h.call_id.0, h.cseq.cseq).into()
+    }
+}
+
+/// A fresh, empty [`ResponseCache`].
+pub fn response_cache() -> Arc<ResponseCache> {
+    Arc::new(Mutex::new(TtlCache::new(TIMER_J, MAX_ENTRIES)))
+}
+
 /// Owns a server transaction until its final response.
 pub struct Responder {
     endpoint: Endpoint,
     request: IncomingRequest,
+    cache: Arc<ResponseCache>,
 }
 
 impl std::fmt::Debug for Responder {
@@ -54,10 +96,15 @@ impl std::fmt::Debug for Responder {
 }
 
 impl Responder {
+    /// The request came over UDP (answering it never waits on the peer).
+    pub fn is_udp(&self) -> bool {
+        self.request.tp_info.transport.is_udp()
+    }
+
     /// Send the final response. Headers the status needs ride along: `Retry-After` with 503,
     /// `Accept` with 415, `Allow` with 405.
     pub async fn respond(self, status: &SipStatus) {
-        respond(&self.endpoint, self.request, status).await;
+        respond(&self.endpoint, self.request, status, &self.cache).await;
     }
 
     /// Send the final response with a chosen To tag (a dialog-creating 2xx), a Contact URI and
@@ -69,30 +116,51 @@ impl Responder {
         contact: Option<String>,
         headers: Vec<(Name, String)>,
     ) {
-        respond_full(
-            &self.endpoint,
-            self.request,
-            status,
+        let cache = self.cache.clone();
+        let reply = Reply {
             to_tag,
             contact,
             headers,
-        )
-        .await;
+        };
+        respond_full(&self.endpoint, self.request, status, reply, Some(&cache)).await;
     }
 }
 
-async fn respond(endpoint: &Endpoint, request: IncomingRequest, status: &SipStatus) {
-    respond_full(endpoint, request, status, None, None, Vec::new()).await;
+/// What a final response carries besides its status.
+#[derive(Default)]
+pub(super) struct Reply {
+    /// The To tag (a dialog-creating 2xx); random when `None`.
+    pub to_tag: Option<String>,
+    /// A Contact URI.
+    pub contact: Option<String>,
+    /// Extra headers.
+    pub headers: Vec<(Name, String)>,
 }
 
+async fn respond(
+    endpoint: &Endpoint,
+    request: IncomingRequest,
+    status: &SipStatus,
+    cache: &ResponseCache,
+) {
+    respond_full(endpoint, request, status, Reply::default(), Some(cache)).await;
+}
+
+/// Send the final response to `request`. Non-INVITE requests over UDP are answered here and
+/// the response kept in `cache` for retransmissions (see [`super::retrans`]); everything else
+/// goes through ezk's server transactions.
 pub(super) async fn respond_full(
     endpoint: &Endpoint,
     mut request: IncomingRequest,
     status: &SipStatus,
-    to_tag: Option<String>,
-    contact: Option<String>,
-    headers: Vec<(Name, String)>,
+    reply: Reply,
+    cache: Option<&ResponseCache>,
 ) {
+    let Reply {
+        to_tag,
+        contact,
+        headers,
+    } = reply;
     let code = StatusCode::from(status.code);
     let mut resp =
         endpoint.create_response(&request, code, Some(BytesStr::from(status.reason.clone())));
@@ -139,6 +207,21 @@ pub(super) async fn respond_full(
             .create_server_inv_tsx(&mut request)
             .respond_failure(resp)
             .await
+    } else if let Some(cache) = cache.filter(|_| resp.parts.transport.is_udp()) {
+        let sent = endpoint.send_outgoing_response(&mut resp).await;
+        // Remembered before `request` (and with it ezk's transaction) is dropped, so a
+        // retransmission finds either the transaction or the cached response.
+        let cached = Cached {
+            bytes: Arc::from(&resp.parts.buffer[..]),
+            transport: resp.parts.transport,
+            destination: resp.parts.destination,
+        };
+        cache.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            tsx_id(&request),
+            cached,
+            Instant::now(),
+        );
+        sent.map_err(Into::into)
     } else {
         endpoint.create_server_tsx(&mut request).respond(resp).await
     };
@@ -157,12 +240,17 @@ pub fn random_token() -> String {
 pub struct StoxLayer {
     events: mpsc::Sender<SipEvent>,
     closing: Arc<AtomicBool>,
+    cache: Arc<ResponseCache>,
 }
 
 impl StoxLayer {
     /// `closing` set to true makes new MESSAGEs get 503 (graceful shutdown).
     pub fn new(events: mpsc::Sender<SipEvent>, closing: Arc<AtomicBool>) -> Self {
-        StoxLayer { events, closing }
+        StoxLayer {
+            events,
+            closing,
+            cache: response_cache(),
+        }
     }
 }
 
@@ -190,8 +278,12 @@ impl Layer for StoxLayer {
         }
         let request = request.take();
         trace!(target: "wire::sip", method = %method, call_id = %request.base_headers.call_id.0, "<- request");
+        if method != Method::INVITE && self.retransmitted(&request).await {
+            return;
+        }
+        let cache = &*self.cache;
         if method == Method::OPTIONS {
-            respond(endpoint, request, &SipStatus::new(200)).await;
+            respond(endpoint, request, &SipStatus::new(200), cache).await;
             return;
         }
         if method == Method::SUBSCRIBE || method == Method::NOTIFY {
@@ -199,6 +291,7 @@ impl Layer for StoxLayer {
             let responder = Responder {
                 endpoint: endpoint.clone(),
                 request,
+                cache: self.cache.clone(),
             };
             // While shutting down, no new subscription; requests of existing dialogs are
             // still answered (a 503 to a NOTIFY would end the subscription on the far side).
@@ -259,7 +352,7 @@ impl Layer for StoxLayer {
             } else {
                 SipStatus::new(501)
             };
-            respond(endpoint, request, &status).await;
+            respond(endpoint, request, &status, cache).await;
             return;
         }
         if self.closing.load(Ordering::Relaxed) {
@@ -267,6 +360,7 @@ impl Layer for StoxLayer {
                 endpoint,
                 request,
                 &SipStatus::with_reason(503, "Shutting Down"),
+                cache,
             )
             .await;
             return;
@@ -275,6 +369,7 @@ impl Layer for StoxLayer {
         let responder = Responder {
             endpoint: endpoint.clone(),
             request,
+            cache: self.cache.clone(),
         };
         if let Err(e) = self.events.try_send(SipEvent::Message { msg, responder }) {
             // Back-pressure made explicit: a full router queue is an overload, say so.
@@ -287,6 +382,27 @@ impl Layer for StoxLayer {
                     .await;
             }
         }
+    }
+}
+
+impl StoxLayer {
+    /// A retransmission of a request already answered: send the same response again
+    /// (RFC 3261 §17.2.2, Completed state) and tell the caller to drop it.
+    async fn retransmitted(&self, request: &IncomingRequest) -> bool {
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&tsx_id(request), Instant::now())
+            .cloned();
+        let Some(c) = cached else {
+            return false;
+        };
+        trace!(target: "wire::sip", call_id = %request.base_headers.call_id.0, "retransmission answered from the cache");
+        if let Err(e) = c.transport.send(&c.bytes, c.destination).await {
+            debug!(error = ?e, "resending a response failed");
+        }
+        true
     }
 }
 

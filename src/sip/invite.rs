@@ -265,8 +265,14 @@ impl PendingInvite {
 
     /// Refuse it (a final non-2xx; the INVITE transaction handles the ACK).
     pub async fn reject(self, status: &SipStatus) {
-        super::inbound::respond_full(&self.endpoint, self.request, status, None, None, Vec::new())
-            .await;
+        super::inbound::respond_full(
+            &self.endpoint,
+            self.request,
+            status,
+            Default::default(),
+            None,
+        )
+        .await;
     }
 
     /// Answer 200 with our SDP, creating the dialog. The 2xx is retransmitted until the ACK

@@ -7,6 +7,7 @@ pub mod inbound;
 pub mod invite;
 pub mod outbound;
 pub mod presence;
+pub mod retrans;
 
 use ezk_sip_types::uri::SipUri;
 
