@@ -202,6 +202,7 @@ impl Gateway {
                         .bind_udp(a)
                         .await
                         .map_err(|e| StartError::Listen(format!("udp:{a}"), e))?;
+                    crate::sip::sockbuf::apply(tp.bound(), cfg.sip.udp_receive_buffer_bytes);
                     sip_addrs.push(tp.bound());
                     contact.get_or_insert_with(|| tp.bound().to_string());
                 }

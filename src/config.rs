@@ -135,6 +135,10 @@ pub struct SipConfig {
     /// User-Agent / Server header value.
     #[serde(default = "default_user_agent")]
     pub user_agent: String,
+    /// Receive buffer asked for each UDP listener, bytes (0: the kernel default). The kernel
+    /// caps it at net.core.rmem_max.
+    #[serde(default = "default_udp_receive_buffer")]
+    pub udp_receive_buffer_bytes: usize,
 }
 
 impl Default for SipConfig {
@@ -144,6 +148,7 @@ impl Default for SipConfig {
             outbound_proxy: None,
             routes: BTreeMap::new(),
             user_agent: default_user_agent(),
+            udp_receive_buffer_bytes: default_udp_receive_buffer(),
         }
     }
 }
@@ -262,6 +267,12 @@ fn default_reconnect_max() -> u64 {
 fn default_listen() -> Vec<String> {
     vec!["udp:127.0.0.1:5060".into(), "tcp:127.0.0.1:5060".into()]
 }
+/// 4 MiB: a quarter of a second of MESSAGEs at 10,000/s. The kernel default (about 200 KB,
+/// some 150 datagrams) drops bursts while the runtime is busy for a few milliseconds.
+fn default_udp_receive_buffer() -> usize {
+    4 << 20
+}
+
 fn default_user_agent() -> String {
     format!("stox/{}", env!("CARGO_PKG_VERSION"))
 }

@@ -56,6 +56,9 @@ const FIELDS: &[Field] = &[
     }),
     ("sip.listen", false, |c| format!("{:?}", c.sip.listen)),
     ("sip.user_agent", false, |c| c.sip.user_agent.clone()),
+    ("sip.udp_receive_buffer_bytes", false, |c| {
+        c.sip.udp_receive_buffer_bytes.to_string()
+    }),
     ("sip.outbound_proxy", true, |c| {
         format!("{:?}", c.sip.outbound_proxy)
     }),

@@ -8,6 +8,7 @@ pub mod invite;
 pub mod outbound;
 pub mod presence;
 pub mod retrans;
+pub mod sockbuf;
 
 use ezk_sip_types::uri::SipUri;
 
