@@ -102,6 +102,9 @@ pub fn spawn(
 
 type Stream = XmlStream<BufStream<TcpStream>, Element>;
 
+/// Stanzas written before one flush, at most (bounds the latency of the first one).
+const MAX_BATCH: usize = 64;
+
 async fn run(
     cfg: LinkConfig,
     events: mpsc::Sender<LinkEvent>,
@@ -184,14 +187,28 @@ async fn serve(
             _ = shutdown.changed() => {
                 if *shutdown.borrow() { return true; }
             }
-            Some(mut el) = out.recv() => {
-                if el.attr("from").is_none() {
-                    // COMP-3: servers drop or kill components that omit `from`.
-                    super::xml::set_attr(&mut el, "from", cfg.jid.as_str());
+            Some(el) = out.recv() => {
+                // Stanzas already queued go out in the same write: under load one syscall
+                // carries many stanzas; an idle link still writes each one at once.
+                let mut next = Some(el);
+                let mut batch = 0;
+                while let Some(mut el) = next.take() {
+                    if el.attr("from").is_none() {
+                        // COMP-3: servers drop or kill components that omit `from`.
+                        super::xml::set_attr(&mut el, "from", cfg.jid.as_str());
+                    }
+                    trace!(target: "wire::xmpp", "-> {}", String::from(&el));
+                    crate::ops::metrics::get().stanza(crate::ops::metrics::Dir::Out, el.name());
+                    if let Err(e) = SinkExt::<&Element>::feed(stream, &el).await {
+                        warn!(error = %e, "component write failed");
+                        return false;
+                    }
+                    batch += 1;
+                    if batch < MAX_BATCH {
+                        next = out.try_recv().ok();
+                    }
                 }
-                trace!(target: "wire::xmpp", "-> {}", String::from(&el));
-                crate::ops::metrics::get().stanza(crate::ops::metrics::Dir::Out, el.name());
-                if let Err(e) = stream.send(&el).await {
+                if let Err(e) = SinkExt::<&Element>::flush(stream).await {
                     warn!(error = %e, "component write failed");
                     return false;
                 }
