@@ -205,9 +205,7 @@ impl Router {
                 },
                 _ = tokio::time::sleep_until(wake) => {
                     let now = Instant::now().into_std();
-                    while let Some(r) = self.bounce.poll_expired(now) {
-                        respond_later(r, SipStatus::new(200));
-                    }
+                    self.bounce_windows_passed(now);
                     let clock = self.clock();
                     self.presence.handle_timeout(clock);
                     self.page_lapsed().await;

@@ -123,6 +123,28 @@ impl Router {
 
     /// An inbound MESSAGE that is a typing notification or an IMDN notification, answered
     /// here; `Err` hands other MESSAGEs back.
+    /// Answer 200 to the SIP MESSAGEs whose bounce window has passed. Datagram answers never
+    /// block, so one task sends the whole batch; a TCP answer gets a task of its own (a slow
+    /// reader must not hold up the rest).
+    pub(super) fn bounce_windows_passed(&mut self, now: std::time::Instant) {
+        let mut datagrams = Vec::new();
+        while let Some(r) = self.bounce.poll_expired(now) {
+            if r.is_udp() {
+                datagrams.push(r);
+            } else {
+                super::respond_later(r, SipStatus::new(200));
+            }
+        }
+        if !datagrams.is_empty() {
+            tokio::spawn(async move {
+                let ok = SipStatus::new(200);
+                for r in datagrams {
+                    r.respond(&ok).await;
+                }
+            });
+        }
+    }
+
     pub(super) async fn page_inbound(
         &mut self,
         msg: Box<SipMessageIn>,
