@@ -121,8 +121,6 @@ impl Router {
         );
     }
 
-    /// An inbound MESSAGE that is a typing notification or an IMDN notification, answered
-    /// here; `Err` hands other MESSAGEs back.
     /// Answer 200 to the SIP MESSAGEs whose bounce window has passed. Datagram answers never
     /// block, so one task sends the whole batch; a TCP answer gets a task of its own (a slow
     /// reader must not hold up the rest).
@@ -145,6 +143,8 @@ impl Router {
         }
     }
 
+    /// An inbound MESSAGE that is a typing notification or an IMDN notification, answered
+    /// here; `Err` hands other MESSAGEs back.
     pub(super) async fn page_inbound(
         &mut self,
         msg: Box<SipMessageIn>,
