@@ -43,7 +43,8 @@ from topology import (  # noqa: E402
     BOUNCE_WINDOW_MS, C2S_PORT, COMPONENT, COMPONENT_PORT, GW_PORT, KAMAILIO_PORT, RECONNECT_MAX_SECS,
     UAS_404_DOMAIN, UAS_404_PORT, UAS_CODE_DOMAIN, UAS_CODE_PORT, UAS_OK_DOMAIN, UAS_OK_PORT, UAS_TCP_DOMAIN,
     UAS_TCP_PORT, XMPP_DOMAIN, PJSUA_DOMAIN, PJSUA_PORT, GW_MSRP_PORT, MSRP_UA_PORT, MSRP_DOMAIN, BARESIP_FB,
-    BARESIP_FB_DOMAIN, CHAT_IDLE_SECS, MSRP_PAGE_DOMAIN, METRICS_PORT, MSRP_UA_MSRP_PORT,
+    BARESIP_FB_DOMAIN, CHAT_IDLE_SECS, MSRP_PAGE_DOMAIN, METRICS_PORT, MSRP_UA_MSRP_PORT, SIP_AUTH_USER,
+    SIP_AUTH_PASSWORD,
 )
 
 # kit component -> binaries that must exist
@@ -228,6 +229,11 @@ def stox_binary() -> Path:
     return target / "debug" / "stox"
 
 
+def credentials_path(state_dir: Path) -> Path:
+    """The [access] credentials file of a run (written by the gateway fixture)."""
+    return state_dir.parent / "sip-users"
+
+
 def render_config(server_name: str, state_dir: Path, relay: Optional[str] = None) -> str:
     return f"""# rendered by integration/conftest.py for the {server_name} run
 [component]
@@ -271,6 +277,11 @@ idle_timeout_secs = {CHAT_IDLE_SECS}
 [chat.domains]
 "{MSRP_DOMAIN}" = "session"
 "{BARESIP_FB_DOMAIN}" = "auto"
+
+[access]
+sip_trusted = ["127.0.0.1"]
+sip_untrusted = "challenge"
+sip_credentials_file = "{credentials_path(state_dir)}"
 
 [admin]
 jids = ["alice@{XMPP_DOMAIN}"]
@@ -324,6 +335,8 @@ class Gateway:
         require_peer("sipsak")
         if not udp_port_free(GW_PORT) or tcp_port_open(GW_PORT):
             pytest.fail("127.0.0.1:%d is already in use (a stox or peer left running?)" % GW_PORT, pytrace=False)
+        credentials_path(self.state_dir).write_text("# [access] digest users\n%s:%s\n" % (
+            SIP_AUTH_USER, SIP_AUTH_PASSWORD))
         self.config.write_text(render_config(self.server_name, self.state_dir, self.relay))
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "stox=debug")

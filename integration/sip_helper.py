@@ -243,13 +243,13 @@ class UacResult:
 
 def run_uac(run_dir: str, scenario: str, keys: dict, target: str = "127.0.0.1:5070", calls: int = 1,
             rate: Optional[int] = None, limit: Optional[int] = None, timeout: float = 30,
-            local_port: int = 5097, extra: Optional[list] = None) -> UacResult:
+            local_port: int = 5097, extra: Optional[list] = None, local_ip: str = "127.0.0.1") -> UacResult:
     """Run SIPp as UAC with one of our scenarios (bounded by TIMEOUT); returns rc, output and the trace."""
     work = Path(run_dir) / "sipp"
     work.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:8]
     trace = work / ("uac-%s-messages.log" % tag)
-    cmd = ["sipp", "-sf", str(SIPP_DIR / scenario), target, "-i", "127.0.0.1", "-p", str(local_port),
+    cmd = ["sipp", "-sf", str(SIPP_DIR / scenario), target, "-i", local_ip, "-p", str(local_port),
            "-m", str(calls), "-nostdin", "-trace_msg", "-message_file", str(trace),
            "-timeout", "%ds" % int(timeout), "-timeout_error", "-max_recv_loops", "1000"]
     if rate:
@@ -274,13 +274,13 @@ def new_branch() -> str:
     return "z9hG4bK-it-" + uuid.uuid4().hex[:16]
 
 
-def build_request(method: str, ruri: str, *, transport: str = "UDP", local_port: int = 0,
+def build_request(method: str, ruri: str, *, transport: str = "UDP", local_port: int = 0, local_ip: str = "127.0.0.1",
                   frm: str = "sip:tester@127.0.0.1", to: Optional[str] = None, body: bytes = b"",
                   content_type: Optional[str] = None, extra_headers: Optional[list[str]] = None,
                   call_id: Optional[str] = None, cseq: int = 1) -> bytes:
     hdrs = [
         "%s %s SIP/2.0" % (method, ruri),
-        "Via: SIP/2.0/%s 127.0.0.1:%d;branch=%s;rport" % (transport, local_port, new_branch()),
+        "Via: SIP/2.0/%s %s:%d;branch=%s;rport" % (transport, local_ip, local_port, new_branch()),
         "Max-Forwards: 70",
         "From: <%s>;tag=it%s" % (frm, uuid.uuid4().hex[:8]),
         "To: <%s>" % (to or ruri),
@@ -295,13 +295,16 @@ def build_request(method: str, ruri: str, *, transport: str = "UDP", local_port:
 
 
 def sip_transaction(method: str, ruri: str, *, transport: str = "udp", host: str = "127.0.0.1",
-                    port: int = 5070, timeout: float = 5, **kw) -> Optional[SipMessage]:
-    """Send one request (UDP with retransmissions, or TCP) and return its final response (or None)."""
+                    port: int = 5070, timeout: float = 5, source: str = "127.0.0.1",
+                    **kw) -> Optional[SipMessage]:
+    """Send one request (UDP with retransmissions, or TCP) from the address SOURCE and return its
+    final response (or None)."""
     if transport == "udp":
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", 0))
+        s.bind((source, 0))
         try:
-            data = build_request(method, ruri, transport="UDP", local_port=s.getsockname()[1], **kw)
+            data = build_request(method, ruri, transport="UDP", local_port=s.getsockname()[1],
+                                 local_ip=source, **kw)
             end = time.monotonic() + timeout
             t1 = 0.5
             next_send = 0.0
@@ -321,9 +324,10 @@ def sip_transaction(method: str, ruri: str, *, transport: str = "udp", host: str
             return None
         finally:
             s.close()
-    s = socket.create_connection((host, port), timeout=timeout)
+    s = socket.create_connection((host, port), timeout=timeout, source_address=(source, 0))
     try:
-        data = build_request(method, ruri, transport="TCP", local_port=s.getsockname()[1], **kw)
+        data = build_request(method, ruri, transport="TCP", local_port=s.getsockname()[1],
+                             local_ip=source, **kw)
         s.sendall(data)
         buf = b""
         end = time.monotonic() + timeout

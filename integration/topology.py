@@ -33,3 +33,5 @@ CHAT_IDLE_SECS = 8              # [chat] idle_timeout_secs of the test config
 MSRP_PAGE_DOMAIN = "msrppage.test"  # the same msrp_ua.py, routed, in page mode (typing and IMDN over MESSAGE)
 METRICS_PORT = 9477             # the gateway's [metrics] listen (GET /metrics)
 RELOAD_DOMAIN = "reload.test"   # not routed at start; the reload test routes it to msrp_ua.py (page mode)
+UNTRUSTED_IP = "127.0.0.2"      # a SIP source outside [access] sip_trusted (only 127.0.0.1 is): challenged
+SIP_AUTH_USER, SIP_AUTH_PASSWORD = "carol", "carol-pa:ss"  # its credentials (sip_credentials_file)

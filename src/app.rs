@@ -182,13 +182,17 @@ impl Gateway {
         let (event_tx, event_rx) = mpsc::channel::<Event>(4096);
         let (sip_tx, mut sip_rx) = mpsc::channel(4096);
         let closing = Arc::new(AtomicBool::new(false));
+        // Nonces of digest challenges are signed with a key of this process (access::digest).
+        let gate = crate::access::SipGate::new(&cfg.access, &cfg.component.jid, rand::random())
+            .map_err(|e| StartError::Config(vec![format!("access: {e}")]))?;
+        let gate = crate::sip::gate::cell(gate);
 
         let mut builder = Endpoint::builder();
         builder.user_agent(cfg.sip.user_agent.clone());
         // In-dialog requests of chat sessions (BYE, ACK) go through ezk's dialog layer to our
         // usage; everything else falls through to ours.
         builder.add_layer(ezk_sip_ua::dialog::DialogLayer::default());
-        builder.add_layer(StoxLayer::new(sip_tx, closing.clone()));
+        builder.add_layer(StoxLayer::new(sip_tx, closing.clone(), gate.clone()));
         let mut sip_addrs = Vec::new();
         let mut contact: Option<String> = None;
         // UDP first, so a TCP listener configured with port 0 can share the UDP port
@@ -295,7 +299,7 @@ impl Gateway {
                     max_body_bytes: cfg.messages.max_body_bytes,
                 },
                 presence: cfg.presence_settings(),
-                ops: crate::core::admin::Ops::new(cfg, path),
+                ops: crate::core::admin::Ops::new(cfg, path, gate),
             },
             xmpp_handle,
             client,

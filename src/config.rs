@@ -11,8 +11,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[path = "config/access.rs"]
+mod access;
+pub use access::{parse_net, AccessConfig, Untrusted};
+
 #[path = "config/chat.rs"]
 mod chat;
+#[path = "config/safety.rs"]
+mod safety;
 pub use chat::{ChatConfig, ChatMode};
 #[path = "config/ops.rs"]
 mod ops;
@@ -53,6 +59,9 @@ pub struct Config {
     /// `[limits]`: per-sender rates.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// `[access]`: who may use the gateway.
+    #[serde(default)]
+    pub access: AccessConfig,
 }
 
 /// `[component]` section.
@@ -444,6 +453,8 @@ impl Config {
             ));
         }
         self.chat.validate(&mut problems);
+        self.access
+            .validate(&c.jid, &self.addresses.xmpp_domains, &mut problems);
         self.admin.validate(&mut problems);
         self.metrics.validate(&mut problems);
         self.log.validate(&mut problems);
@@ -493,12 +504,13 @@ impl Config {
     }
 
     /// The address plan built from `[addresses]` and the component domain.
+    ///
+    /// `access.federated_xmpp_domains` map like served domains: their users may send and
+    /// subscribe, and replies to them find their way back.
     pub fn address_map(&self) -> crate::addr::AddressMap {
-        crate::addr::AddressMap::new(
-            &self.component.jid,
-            &self.addresses.xmpp_domains,
-            &self.addresses.sip_domain,
-        )
+        let mut domains = self.addresses.xmpp_domains.clone();
+        domains.extend(self.access.federated_xmpp_domains.iter().cloned());
+        crate::addr::AddressMap::new(&self.component.jid, &domains, &self.addresses.sip_domain)
     }
 }
 

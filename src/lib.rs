@@ -16,6 +16,7 @@
 //! See ARCHITECTURE.md for the message walk-through.
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod addr;
 pub mod app;
 pub mod chat;

@@ -63,7 +63,12 @@ fn main() -> ExitCode {
         },
         Command::CheckConfig { config } => {
             let problems = match Config::load(&config) {
-                Ok(c) => c.validate(),
+                Ok(c) => {
+                    for w in c.safety_warnings(&config) {
+                        println!("{}: warning: {w}", config.display());
+                    }
+                    c.validate()
+                }
                 Err(e) => vec![e],
             };
             if problems.is_empty() {
@@ -127,6 +132,9 @@ fn doctor(config: PathBuf, timeout: u64) -> ExitCode {
 fn run(config: PathBuf) -> anyhow::Result<()> {
     let cfg = Config::load(&config).map_err(anyhow::Error::msg)?;
     stox::ops::log::init(&cfg.log);
+    for w in cfg.safety_warnings(&config) {
+        tracing::warn!("{w}");
+    }
     let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
     rt.block_on(async move {
         use tokio::signal::unix::{signal, SignalKind};

@@ -36,15 +36,18 @@ pub struct Ops {
     pub config_path: Option<PathBuf>,
     /// Process start, for uptime.
     pub started: Instant,
+    /// The SIP access gate the SIP layer consults; reloads swap its content.
+    pub gate: crate::sip::gate::GateCell,
 }
 
 impl Ops {
-    /// Ops for a gateway started from `cfg`, read from `path`.
-    pub fn new(cfg: &Config, path: Option<PathBuf>) -> Ops {
+    /// Ops for a gateway started from `cfg`, read from `path`, with the SIP layer's `gate`.
+    pub fn new(cfg: &Config, path: Option<PathBuf>, gate: crate::sip::gate::GateCell) -> Ops {
         Ops {
             effective: Arc::new(cfg.clone()),
             config_path: path,
             started: Instant::now(),
+            gate,
         }
     }
 }
@@ -272,6 +275,23 @@ impl Router {
             eff.log.level = new.log.level.clone();
         }
         eff.limits = new.limits.clone();
+        let access_changed = plan.applied.iter().any(|k| k.starts_with("access.sip"))
+            || plan.applied.contains(&"access.nonce_lifetime_secs");
+        if access_changed || new.access.sip_credentials_file.is_some() {
+            // The credentials file is read again on every reload: adding a user is a file
+            // edit and a SIGHUP, with nothing in the config changed.
+            let old = self
+                .ops
+                .gate
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let gate = old.reconfigured(&new.access, &eff.component.jid)?;
+            *self.ops.gate.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(gate);
+        }
+        let federated = eff.access.federated_xmpp_domains.clone();
+        eff.access = new.access.clone();
+        eff.access.federated_xmpp_domains = federated;
         // Everything the running parts read per request.
         self.sip
             .set_routes(eff.sip.routes.clone(), eff.sip.outbound_proxy.clone());

@@ -122,6 +122,25 @@ const FIELDS: &[Field] = &[
     ("limits.messages_per_minute", true, |c| {
         c.limits.messages_per_minute.to_string()
     }),
+    // Part of the address plan, like `addresses`.
+    ("access.federated_xmpp_domains", false, |c| {
+        format!("{:?}", c.access.federated_xmpp_domains)
+    }),
+    ("access.sip_trusted", true, |c| {
+        format!("{:?}", c.access.sip_trusted)
+    }),
+    ("access.sip_untrusted", true, |c| {
+        format!("{:?}", c.access.sip_untrusted)
+    }),
+    ("access.sip_realm", true, |c| {
+        format!("{:?}", c.access.sip_realm)
+    }),
+    ("access.sip_credentials_file", true, |c| {
+        format!("{:?}", c.access.sip_credentials_file)
+    }),
+    ("access.nonce_lifetime_secs", true, |c| {
+        c.access.nonce_lifetime_secs.to_string()
+    }),
 ];
 
 /// Compare the running config with the new one.

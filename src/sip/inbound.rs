@@ -241,15 +241,22 @@ pub struct StoxLayer {
     events: mpsc::Sender<SipEvent>,
     closing: Arc<AtomicBool>,
     cache: Arc<ResponseCache>,
+    gate: super::gate::GateCell,
 }
 
 impl StoxLayer {
-    /// `closing` set to true makes new MESSAGEs get 503 (graceful shutdown).
-    pub fn new(events: mpsc::Sender<SipEvent>, closing: Arc<AtomicBool>) -> Self {
+    /// `closing` set to true makes new MESSAGEs get 503 (graceful shutdown); `gate` decides
+    /// which sources are served (`[access]`).
+    pub fn new(
+        events: mpsc::Sender<SipEvent>,
+        closing: Arc<AtomicBool>,
+        gate: super::gate::GateCell,
+    ) -> Self {
         StoxLayer {
             events,
             closing,
             cache: response_cache(),
+            gate,
         }
     }
 }
@@ -284,6 +291,16 @@ impl Layer for StoxLayer {
         let cache = &*self.cache;
         if method == Method::OPTIONS {
             respond(endpoint, request, &SipStatus::new(200), cache).await;
+            return;
+        }
+        // Everything past OPTIONS (a keepalive that reveals nothing) passes the gate first:
+        // an untrusted source must not reach a user, a subscription or a dialog.
+        if let Some((status, headers)) = super::gate::check(&self.gate, &request) {
+            let reply = Reply {
+                headers,
+                ..Reply::default()
+            };
+            respond_full(endpoint, request, &status, reply, Some(cache)).await;
             return;
         }
         if method == Method::SUBSCRIBE || method == Method::NOTIFY {

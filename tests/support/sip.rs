@@ -381,7 +381,10 @@ pub fn request(
         ("CSeq".into(), format!("1 {method}")),
     ];
     for (n, v) in extra {
-        if n.eq_ignore_ascii_case("max-forwards") || n.eq_ignore_ascii_case("call-id") {
+        if ["max-forwards", "call-id", "cseq"]
+            .iter()
+            .any(|h| n.eq_ignore_ascii_case(h))
+        {
             let key = canonical(n);
             headers.retain(|(h, _)| canonical(h) != key);
         }
