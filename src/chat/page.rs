@@ -73,6 +73,21 @@ pub fn classify(content_type: &str, body: &[u8]) -> Option<Special> {
     None
 }
 
+/// Whether the body says it is an isComposing document or an IMDN (directly or inside CPIM):
+/// when [`classify`] still finds nothing, the body is malformed (400), not of an unsupported
+/// type (415, which would tell the sender to stop sending isComposing at all).
+pub fn claims_special(content_type: &str, body: &[u8]) -> bool {
+    let media = media_type(content_type);
+    if media == iscomposing::CONTENT_TYPE {
+        return true;
+    }
+    media == "message/cpim"
+        && crate::im::cpim::unwrap(body).is_some_and(|inner| {
+            let m = media_type(&inner.content_type);
+            m == iscomposing::CONTENT_TYPE || m == IMDN_CT
+        })
+}
+
 /// The IMDN request of a CPIM body, if it has one.
 pub fn imdn_request(content_type: &str, body: &[u8]) -> Option<ImdnRequest> {
     if media_type(content_type) != "message/cpim" {

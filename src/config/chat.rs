@@ -51,6 +51,10 @@ pub struct ChatConfig {
     /// Most sessions at once.
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
+    /// Most sessions one user (an XMPP user or a SIP address of record) takes part in at once;
+    /// beyond it, XMPP messages go as MESSAGE and SIP INVITEs get 503.
+    #[serde(default = "default_max_sessions_per_user")]
+    pub max_sessions_per_user: usize,
 }
 
 impl Default for ChatConfig {
@@ -66,6 +70,7 @@ impl Default for ChatConfig {
             max_held_bytes: default_max_held(),
             peer_memory_secs: default_memory(),
             max_sessions: default_max_sessions(),
+            max_sessions_per_user: default_max_sessions_per_user(),
         }
     }
 }
@@ -127,4 +132,7 @@ fn default_memory() -> u64 {
 }
 fn default_max_sessions() -> usize {
     10_000
+}
+fn default_max_sessions_per_user() -> usize {
+    50
 }

@@ -64,6 +64,10 @@ pub struct LimitsConfig {
     /// minute, in bursts of up to this many. 0: no limit.
     #[serde(default)]
     pub messages_per_minute: u32,
+    /// New presence subscriptions one user (an XMPP bare JID subscribing to SIP users, or a SIP
+    /// AOR sending SUBSCRIBE) may start per minute, in bursts of up to this many. 0: no limit.
+    #[serde(default)]
+    pub subscriptions_per_minute: u32,
 }
 
 impl AdminConfig {

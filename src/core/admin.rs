@@ -270,6 +270,7 @@ impl Router {
         eff.chat.domains = new.chat.domains.clone();
         eff.chat.peer_memory_secs = new.chat.peer_memory_secs;
         eff.chat.max_sessions = new.chat.max_sessions;
+        eff.chat.max_sessions_per_user = new.chat.max_sessions_per_user;
         eff.admin = new.admin.clone();
         if plan.applied.contains(&"log.level") {
             eff.log.level = new.log.level.clone();
@@ -301,6 +302,7 @@ impl Router {
         self.presence.set_settings(eff.presence_settings());
         self.chat.set_config(eff.chat.clone());
         self.rate.set_rate(eff.limits.messages_per_minute);
+        self.sub_rate.set_rate(eff.limits.subscriptions_per_minute);
         self.ops.effective = Arc::new(eff);
         Ok(plan)
     }

@@ -107,6 +107,22 @@ impl Hub {
         tx
     }
 
+    /// The larger of the session counts of the XMPP user `jid` (bare or full: every resource
+    /// counts for the account) and of the SIP user `aor`. Linear in the table, which
+    /// `max_sessions` bounds; only new sessions ask.
+    fn session_count(&self, jid: &str, aor: &str) -> usize {
+        fn bare(j: &str) -> &str {
+            j.split('/').next().unwrap_or_default()
+        }
+        let account = bare(jid);
+        let (mut by_jid, mut by_aor) = (0, 0);
+        for (j, a) in self.sessions.keys() {
+            by_jid += usize::from(bare(j) == account);
+            by_aor += usize::from(a == aor);
+        }
+        by_jid.max(by_aor)
+    }
+
     fn peer_refused(&mut self, aor: &str) -> bool {
         let memory = Duration::from_secs(self.cfg.peer_memory_secs);
         match self.refused.get(aor) {
@@ -206,6 +222,7 @@ impl Router {
             || !has_body
             || self.chat.peer_refused(&key.1)
             || self.chat.sessions.len() >= self.chat.cfg.max_sessions
+            || self.chat.session_count(&key.0, &key.1) >= self.chat.cfg.max_sessions_per_user
             || !self.xmpp.is_up()
         {
             return give_back(item);
@@ -293,6 +310,18 @@ impl Router {
             return;
         }
         let aor = from_addr.as_ref().map(aor_of).unwrap_or_default();
+        if self.chat.session_count(&to.to_bare().to_string(), &aor)
+            >= self.chat.cfg.max_sessions_per_user
+        {
+            // One user (either end) holding many sessions is abuse or a runaway client; the
+            // caller can retry later or fall back to MESSAGE.
+            crate::ops::metrics::get().limit_hit("chat_max_sessions_per_user");
+            reject_later(
+                pending,
+                SipStatus::with_reason(503, "Too Many Sessions For This User"),
+            );
+            return;
+        }
         let user = self
             .cfg
             .map

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod chat_hub;
 pub mod chat_session;
 pub mod conversation;
+mod limits;
 mod page;
 mod presence_io;
 pub mod store_writer;
@@ -100,6 +101,8 @@ pub struct Router {
     ops: admin::Ops,
     /// `[limits] messages_per_minute`, per sender.
     rate: crate::ops::ratelimit::RateLimit,
+    /// `[limits] subscriptions_per_minute`, per subscriber.
+    sub_rate: crate::ops::ratelimit::RateLimit,
 }
 
 /// Most subscription stanzas held for the link.
@@ -123,6 +126,9 @@ impl Router {
         let ops = cfg.ops.clone();
         Router {
             rate: crate::ops::ratelimit::RateLimit::new(ops.effective.limits.messages_per_minute),
+            sub_rate: crate::ops::ratelimit::RateLimit::new(
+                ops.effective.limits.subscriptions_per_minute,
+            ),
             ops,
             chat,
             page: Default::default(),
@@ -433,6 +439,10 @@ impl Router {
         let lang = el.attr("xml:lang").map(str::to_owned);
         match xmpp_parsers::presence::Presence::try_from(el.clone()) {
             Ok(p) => {
+                if let Some(err) = self.xmpp_subscription_limited(&p) {
+                    self.reply_error(&el, err).await;
+                    return;
+                }
                 if p.type_ == PresenceType::Unavailable {
                     if let Some(from) = p.from.as_ref().filter(|f| f.resource().is_some()) {
                         self.chat_resource_gone(from).await;
@@ -501,6 +511,10 @@ impl Router {
                         responder,
                         SipStatus::with_reason(503, "XMPP Service Unavailable"),
                     );
+                    return;
+                }
+                if let Some(status) = self.sip_subscription_limited(&req) {
+                    respond_later(responder, status);
                     return;
                 }
                 debug!(method = %req.method, call_id = %req.call_id, state = ?req.subscription_state, "presence <- SIP");

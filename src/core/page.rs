@@ -12,6 +12,10 @@ use tokio_xmpp::minidom::Element;
 use tracing::debug;
 use xmpp_parsers::message::Message;
 
+/// Bytes a `message/cpim` wrapper (RFC 3862 headers) may add to a body of
+/// `messages.max_body_bytes` text.
+const CPIM_ALLOWANCE: usize = 1024;
+
 impl Router {
     /// A body-less XMPP message in page mode: chat state -> isComposing, receipt or
     /// displayed marker -> IMDN notification. `true` when it was one of those.
@@ -150,10 +154,29 @@ impl Router {
         msg: Box<SipMessageIn>,
         responder: Responder,
     ) -> Result<(), (Box<SipMessageIn>, Responder)> {
+        // Every inbound MESSAGE passes here first. An XMPP server closes a component stream
+        // that sends a stanza over its size limit, so an oversized SIP body is refused here
+        // (RFC 3261 §21.4.11) instead of taking the link down for everyone.
+        if msg.body.len() > self.cfg.limits.max_body_bytes + CPIM_ALLOWANCE {
+            crate::ops::metrics::get().limit_hit("max_body_bytes");
+            super::respond_later(
+                responder,
+                SipStatus::with_reason(413, "Request Entity Too Large"),
+            );
+            return Ok(());
+        }
         let Some(ct) = msg.content_type.clone() else {
             return Err((msg, responder));
         };
         let Some(special) = page::classify(&ct, &msg.body) else {
+            if page::claims_special(&ct, &msg.body) {
+                crate::ops::metrics::get().failure("sip_message");
+                super::respond_later(
+                    responder,
+                    SipStatus::with_reason(400, "Bad Request (malformed isComposing or IMDN)"),
+                );
+                return Ok(());
+            }
             return Err((msg, responder));
         };
         let (to, from) = match crate::im::translate::sip_addresses(&msg, &self.cfg.map) {

@@ -99,6 +99,9 @@ const FIELDS: &[Field] = &[
     ("chat.max_sessions", true, |c| {
         c.chat.max_sessions.to_string()
     }),
+    ("chat.max_sessions_per_user", true, |c| {
+        c.chat.max_sessions_per_user.to_string()
+    }),
     ("chat.msrp_listen", false, |c| c.chat.msrp_listen.clone()),
     ("chat.msrp_host", false, |c| {
         format!("{:?}", c.chat.msrp_host)
@@ -121,6 +124,9 @@ const FIELDS: &[Field] = &[
     ("log.format", false, |c| format!("{:?}", c.log.format)),
     ("limits.messages_per_minute", true, |c| {
         c.limits.messages_per_minute.to_string()
+    }),
+    ("limits.subscriptions_per_minute", true, |c| {
+        c.limits.subscriptions_per_minute.to_string()
     }),
     // Part of the address plan, like `addresses`.
     ("access.federated_xmpp_domains", false, |c| {
