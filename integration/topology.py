@@ -35,3 +35,4 @@ METRICS_PORT = 9477             # the gateway's [metrics] listen (GET /metrics)
 RELOAD_DOMAIN = "reload.test"   # not routed at start; the reload test routes it to msrp_ua.py (page mode)
 UNTRUSTED_IP = "127.0.0.2"      # a SIP source outside [access] sip_trusted (only 127.0.0.1 is): challenged
 SIP_AUTH_USER, SIP_AUTH_PASSWORD = "carol", "carol-pa:ss"  # its credentials (sip_credentials_file)
+MAX_HELD_BYTES = 32 << 20       # [sip] max_held_bytes: small enough for the stalled-server test to reach

@@ -192,7 +192,12 @@ impl Gateway {
         // In-dialog requests of chat sessions (BYE, ACK) go through ezk's dialog layer to our
         // usage; everything else falls through to ours.
         builder.add_layer(ezk_sip_ua::dialog::DialogLayer::default());
-        builder.add_layer(StoxLayer::new(sip_tx, closing.clone(), gate.clone()));
+        builder.add_layer(StoxLayer::new(
+            sip_tx,
+            closing.clone(),
+            gate.clone(),
+            crate::sip::budget::Budget::new(cfg.sip.max_held_bytes),
+        ));
         let mut sip_addrs = Vec::new();
         let mut contact: Option<String> = None;
         // UDP first, so a TCP listener configured with port 0 can share the UDP port

@@ -131,3 +131,61 @@ async fn chat_sessions_beyond_the_per_user_limit_get_503() {
     assert!(r.start.contains("Too Many Sessions"), "{}", r.start);
     h.stop().await;
 }
+
+/// Collect requests at the UAS until one whose body (or To user) contains `needle`.
+async fn uas_sees(h: &Harness, needle: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + SOON;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some((m, src)) = h.uas.recv(left).await else {
+            return false;
+        };
+        if m.method().is_none() {
+            continue;
+        }
+        // Answer whatever arrives so nothing retransmits into the next test step.
+        h.uas.send(&m.response(200, "OK", &[]), src).await;
+        if m.body_str().contains(needle) || m.header("to").is_some_and(|t| t.contains(needle)) {
+            return true;
+        }
+    }
+}
+
+#[tokio::test]
+async fn message_and_subscription_limits_release_as_their_buckets_refill() {
+    // 60 a minute: a burst of 60, then one more each second.
+    let mut h = Harness::start(limited(
+        "messages_per_minute = 60\nsubscriptions_per_minute = 60",
+        "page",
+    ))
+    .await;
+    for n in 0..60 {
+        h.xmpp
+            .send(&juliet_msg(&format!("m{n}"), ROMEO, &format!("burst {n}")));
+        h.xmpp.send(&format!(
+            "<presence type='subscribe' id='p{n}' from='juliet@example.com' to='u{n}@sip.example.com'/>"
+        ));
+    }
+    h.xmpp.send(&juliet_msg("m60", ROMEO, "one too many"));
+    h.xmpp.send(
+        "<presence type='subscribe' id='p60' from='juliet@example.com' to='late@sip.example.com'/>",
+    );
+    for id in ["m60", "p60"] {
+        let e = h.xmpp.stanza_with_id(id, SOON).await;
+        assert!(s(&e).contains("policy-violation"), "{}", s(&e));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    h.xmpp.send(&juliet_msg("m61", ROMEO, "after the refill"));
+    h.xmpp.send(
+        "<presence type='subscribe' id='p61' from='juliet@example.com' to='refilled@sip.example.com'/>",
+    );
+    assert!(
+        uas_sees(&h, "after the refill").await,
+        "the message limit did not release"
+    );
+    assert!(
+        uas_sees(&h, "refilled@").await,
+        "the subscription limit did not release"
+    );
+    h.stop().await;
+}

@@ -59,6 +59,9 @@ const FIELDS: &[Field] = &[
     ("sip.udp_receive_buffer_bytes", false, |c| {
         c.sip.udp_receive_buffer_bytes.to_string()
     }),
+    ("sip.max_held_bytes", false, |c| {
+        c.sip.max_held_bytes.to_string()
+    }),
     ("sip.outbound_proxy", true, |c| {
         format!("{:?}", c.sip.outbound_proxy)
     }),

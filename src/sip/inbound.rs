@@ -87,6 +87,9 @@ pub struct Responder {
     endpoint: Endpoint,
     request: IncomingRequest,
     cache: Arc<ResponseCache>,
+    /// The request's share of the in-flight budget, given back when the responder is dropped
+    /// (after answering).
+    _budget: Option<super::budget::Token>,
 }
 
 impl std::fmt::Debug for Responder {
@@ -242,21 +245,25 @@ pub struct StoxLayer {
     closing: Arc<AtomicBool>,
     cache: Arc<ResponseCache>,
     gate: super::gate::GateCell,
+    budget: Arc<super::budget::Budget>,
 }
 
 impl StoxLayer {
     /// `closing` set to true makes new MESSAGEs get 503 (graceful shutdown); `gate` decides
-    /// which sources are served (`[access]`).
+    /// which sources are served (`[access]`); `budget` bounds the bytes of requests held for
+    /// the router (`sip.max_held_bytes`).
     pub fn new(
         events: mpsc::Sender<SipEvent>,
         closing: Arc<AtomicBool>,
         gate: super::gate::GateCell,
+        budget: Arc<super::budget::Budget>,
     ) -> Self {
         StoxLayer {
             events,
             closing,
             cache: response_cache(),
             gate,
+            budget,
         }
     }
 }
@@ -305,10 +312,15 @@ impl Layer for StoxLayer {
         }
         if method == Method::SUBSCRIBE || method == Method::NOTIFY {
             let req = Box::new(super::presence::extract(&request));
+            let Some(token) = self.hold(&request) else {
+                respond(endpoint, request, &overloaded(), cache).await;
+                return;
+            };
             let responder = Responder {
                 endpoint: endpoint.clone(),
                 request,
                 cache: self.cache.clone(),
+                _budget: Some(token),
             };
             // While shutting down, no new subscription; requests of existing dialogs are
             // still answered (a 503 to a NOTIFY would end the subscription on the far side).
@@ -383,10 +395,15 @@ impl Layer for StoxLayer {
             return;
         }
         let msg = Box::new(extract(&request));
+        let Some(token) = self.hold(&request) else {
+            respond(endpoint, request, &overloaded(), cache).await;
+            return;
+        };
         let responder = Responder {
             endpoint: endpoint.clone(),
             request,
             cache: self.cache.clone(),
+            _budget: Some(token),
         };
         if let Err(e) = self.events.try_send(SipEvent::Message { msg, responder }) {
             // Back-pressure made explicit: a full router queue is an overload, say so.
@@ -402,7 +419,28 @@ impl Layer for StoxLayer {
     }
 }
 
+/// 503 for a request that finds the router's queue or the held-bytes budget full.
+fn overloaded() -> SipStatus {
+    SipStatus::with_reason(503, "Overloaded").retry_after(1)
+}
+
 impl StoxLayer {
+    /// The request's share of the held-bytes budget: its whole datagram or frame, which the
+    /// request keeps alive until it is answered, plus what ezk allocates per transaction.
+    fn hold(&self, request: &IncomingRequest) -> Option<super::budget::Token> {
+        let bytes = request.tp_info.buffer.len() + super::budget::PER_REQUEST;
+        let token = self.budget.take(bytes);
+        if token.is_none() {
+            // Per request and under overload: debug, the metric is what to watch.
+            debug!(
+                held = self.budget.used(),
+                "held SIP requests over sip.max_held_bytes, answering 503"
+            );
+            crate::ops::metrics::get().limit_hit("sip_max_held_bytes");
+        }
+        token
+    }
+
     /// A retransmission of a request already answered: send the same response again
     /// (RFC 3261 §17.2.2, Completed state) and tell the caller to drop it.
     async fn retransmitted(&self, request: &IncomingRequest) -> bool {

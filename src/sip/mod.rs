@@ -3,6 +3,7 @@
 //! configured routing ([`outbound`]): static routes, then the outbound proxy, then RFC 3263
 //! (NAPTR/SRV/A, done by ezk) on the Request-URI (GEN-1, GEN-2).
 
+pub mod budget;
 pub mod gate;
 pub mod inbound;
 pub mod invite;
