@@ -469,3 +469,37 @@ async fn rfc3261_unknown_method_gets_501() {
     );
     assert_eq!(h.sip_transact(req).await.code(), Some(501));
 }
+
+/// Hardening: the SIP peer takes the TCP connection and the request, then resets it (RST)
+/// without answering. RFC 3261 §8.1.3.1: a transport error counts as a 503, which RFC 7247
+/// §7.2 (note 9) renders as internal-server-error; the sender gets it at once, not
+/// remote-server-timeout 32 s later.
+#[tokio::test]
+async fn tcp_reset_by_the_sip_peer_mid_transaction_returns_an_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let route = Route::Uri(format!("sip:127.0.0.1:{port};transport=tcp"));
+    let mut h = Harness::start(Opts { route, ..opts() }).await;
+    let peer = std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap_or(0);
+        // SO_LINGER 0: close() sends RST instead of FIN.
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::from_secs(0)))
+            .unwrap();
+        drop(s);
+        n
+    });
+    h.xmpp.send(M42);
+    let e = h.xmpp.stanza_with_id("m42", SOON).await;
+    assert!(
+        peer.join().unwrap() > 0,
+        "the peer got the MESSAGE before it reset"
+    );
+    let (_, cond, _, _) = support::xml::stanza_error(&e);
+    assert_eq!(cond, "internal-server-error", "{}", s(&e));
+    assert!(s(&e).contains("connection lost"), "{}", s(&e));
+    h.stop().await;
+}

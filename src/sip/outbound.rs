@@ -5,7 +5,7 @@
 use crate::errmap::SipStatus;
 use crate::im::SipMessageOut;
 use bytesstr::BytesStr;
-use ezk_sip_core::transport::TargetTransportInfo;
+use ezk_sip_core::transport::{TargetTransportInfo, TransportState};
 use ezk_sip_core::Endpoint;
 use ezk_sip_core::Request;
 use ezk_sip_types::header::typed::{CSeq, CallID, Contact, ContentType, FromTo, MaxForwards};
@@ -127,7 +127,32 @@ pub struct PendingSend {
 impl PendingSend {
     /// Wait for the final response.
     pub async fn finish(mut self) -> Result<(), SendFailure> {
-        let result = self.tsx.receive_final().await;
+        // ezk's transaction does not notice its connection dying: a peer that resets TCP
+        // after taking the request would leave the sender waiting for Timer F (32 s). RFC 3261
+        // §8.1.3.1 treats a transport error like a 503, so the connection's state decides too.
+        let mut state = self.tsx.request().parts.transport.watch_state();
+        let lost = async move {
+            loop {
+                if matches!(*state.borrow_and_update(), TransportState::Closed(_)) {
+                    return;
+                }
+                if state.changed().await.is_err() {
+                    // No sender: UDP, or a transport gone without a word; Timer F decides.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        let result = tokio::select! {
+            r = self.tsx.receive_final() => r,
+            () = lost => {
+                crate::ops::metrics::get().sip(crate::ops::metrics::Dir::Out, "MESSAGE", 503);
+                debug!("connection lost before the final response");
+                return Err(SendFailure::Response {
+                    status: SipStatus::with_reason(503, "Service Unavailable (connection lost)"),
+                    contact: None,
+                });
+            }
+        };
         crate::ops::metrics::get().sip(
             crate::ops::metrics::Dir::Out,
             "MESSAGE",
