@@ -1,10 +1,58 @@
-//! Carrying out the presence engine's decisions (RFC 8048): stanzas to the XMPP link (held
-//! while it is down when they are subscription decisions), SIP requests in their own tasks,
-//! held responses, store operations.
+//! Presence stanzas into the engine, and carrying out the presence engine's decisions
+//! (RFC 8048): stanzas to the XMPP link (held while it is down when they are subscription
+//! decisions), SIP requests in their own tasks, held responses, store operations.
 
 use super::*;
 
 impl Router {
+    /// A presence stanza from XMPP: limits, a resource going away (chat sessions), then the
+    /// presence engine; a malformed one gets its error.
+    pub(super) async fn on_presence(&mut self, el: Element) {
+        let is_error = el.attr("type") == Some("error");
+        let lang = el.attr("xml:lang").map(str::to_owned);
+        match xmpp_parsers::presence::Presence::try_from(el.clone()) {
+            Ok(p) => {
+                if let Some(err) = self.xmpp_subscription_limited(&p) {
+                    self.reply_error(&el, err).await;
+                    return;
+                }
+                if p.type_ == PresenceType::Unavailable {
+                    if let Some(from) = p.from.as_ref().filter(|f| f.resource().is_some()) {
+                        self.chat_resource_gone(from).await;
+                    }
+                }
+                debug!(
+                    kind = ?p.type_,
+                    from = ?p.from.as_ref().map(|j| j.to_string()),
+                    to = ?p.to.as_ref().map(|j| j.to_string()),
+                    "presence <- XMPP"
+                );
+                let clock = self.clock();
+                self.presence.handle(
+                    clock,
+                    presub::Input::Presence {
+                        presence: Box::new(p),
+                        lang,
+                    },
+                );
+            }
+            Err(e) if !is_error => {
+                debug!(error = %e, "malformed presence stanza");
+                crate::ops::metrics::get().failure("malformed_stanza");
+                let bad_address = ["to", "from"]
+                    .iter()
+                    .any(|a| el.attr(*a).is_some_and(|j| Jid::new(j).is_err()));
+                let err = if bad_address {
+                    XmppError::new(DefinedCondition::JidMalformed).with_text("malformed address")
+                } else {
+                    XmppError::new(DefinedCondition::BadRequest).with_text("malformed presence")
+                };
+                self.reply_error(&el, err).await;
+            }
+            Err(_) => {}
+        }
+    }
+
     /// Keep a subscription stanza until the link is back (bounded: the oldest goes first).
     pub(super) fn hold_for_link(&mut self, p: xmpp_parsers::presence::Presence) {
         if self.presence_outbox.len() >= OUTBOX_LIMIT {
