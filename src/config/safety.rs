@@ -6,12 +6,14 @@
 use super::Config;
 use std::path::Path;
 
-/// The file's mode bits for group and others, when any is set.
+/// The file's mode when others (not owner, not group) may read or write it. Group access
+/// is how the package shares the config with the service account (root:stox 640), so it is
+/// not a warning.
 #[cfg(unix)]
 fn open_to_others(path: &Path) -> Option<u32> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).ok()?.permissions().mode();
-    (mode & 0o077 != 0).then_some(mode & 0o777)
+    (mode & 0o006 != 0).then_some(mode & 0o777)
 }
 
 #[cfg(not(unix))]
@@ -53,8 +55,8 @@ impl Config {
             let Some(file) = file else { continue };
             if let Some(mode) = open_to_others(file) {
                 out.push(format!(
-                    "{what}: {} is readable by others (mode {mode:o}); chmod 600 it or move \
-                     the secret to a file only stox can read",
+                    "{what}: {} is open to other users (mode {mode:o}); chmod o-rwx it (600, \
+                     or 640 with stox's group) or move the secret to a file only stox can read",
                     file.display()
                 ));
             }
@@ -90,7 +92,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("stox-safety-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let secret = write(&dir, "secret", "s3cret\n", 0o644);
-        let users = write(&dir, "users", "carol:pw\n", 0o640);
+        let users = write(&dir, "users", "carol:pw\n", 0o604);
         let text = EXAMPLE
             .replace(
                 "# sip_credentials_file = \"/etc/stox/sip-users\"",
@@ -110,7 +112,7 @@ mod tests {
         assert!(w.contains("the config file holds component.secret"), "{w}");
         assert!(w.contains("mode 644"), "{w}");
         assert!(
-            w.contains("access.sip_credentials_file") && w.contains("mode 640"),
+            w.contains("access.sip_credentials_file") && w.contains("mode 604"),
             "{w}"
         );
         assert!(
@@ -127,8 +129,9 @@ mod tests {
             "{w}"
         );
 
+        // Owner and group only (the package's root:stox 640) is fine.
         for p in [&secret, &users, &inline] {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o640)).unwrap();
         }
         assert_eq!(cfg.safety_warnings(&inline), Vec::<String>::new());
         std::fs::remove_dir_all(&dir).unwrap();
