@@ -29,6 +29,8 @@ pub struct Gateway {
     inbox: mpsc::Sender<Event>,
     /// Bound SIP sockets (useful when a port was 0).
     pub sip_addrs: Vec<SocketAddr>,
+    /// The TLS listeners among them.
+    pub tls_addrs: Vec<SocketAddr>,
 }
 
 /// Startup failure.
@@ -189,6 +191,12 @@ impl Gateway {
 
         let mut builder = Endpoint::builder();
         builder.user_agent(cfg.sip.user_agent.clone());
+        // Outbound TLS is always possible (routes with ;transport=tls, sips: hops, _sips SRV
+        // records); the listener's certificate only when configured.
+        let tls = Arc::new(
+            crate::sip::tls::Tls::new(&cfg.sip.tls).map_err(|e| StartError::Config(vec![e]))?,
+        );
+        builder.use_rustls_connector(tls.connector().map_err(|e| StartError::Config(vec![e]))?);
         // In-dialog requests of chat sessions (BYE, ACK) go through ezk's dialog layer to our
         // usage; everything else falls through to ours.
         builder.add_layer(ezk_sip_ua::dialog::DialogLayer::default());
@@ -199,11 +207,12 @@ impl Gateway {
             crate::sip::budget::Budget::new(cfg.sip.max_held_bytes),
         ));
         let mut sip_addrs = Vec::new();
+        let mut tls_addrs = Vec::new();
         let mut contact: Option<String> = None;
         // UDP first, so a TCP listener configured with port 0 can share the UDP port
         // (ezk does not report the port a TCP listener got).
         let mut listen = cfg.listen();
-        listen.sort_by_key(|l| matches!(l, Listen::Tcp(_)));
+        listen.sort_by_key(|l| !matches!(l, Listen::Udp(_)));
         for l in listen {
             match l {
                 Listen::Udp(a) => {
@@ -226,13 +235,28 @@ impl Gateway {
                         .map_err(|e| StartError::Listen(format!("tcp:{a}"), e))?;
                     sip_addrs.push(a);
                 }
+                Listen::Tls(mut a) => {
+                    if a.port() == 0 {
+                        a = std::net::TcpListener::bind(a)
+                            .and_then(|l| l.local_addr())
+                            .map_err(|e| StartError::Listen(format!("tls:{a}"), e))?;
+                    }
+                    let acceptor = tls.acceptor().map_err(|e| StartError::Config(vec![e]))?;
+                    builder
+                        .listen_rustls(a, acceptor)
+                        .await
+                        .map_err(|e| StartError::Listen(format!("tls:{a}"), e))?;
+                    sip_addrs.push(a);
+                    tls_addrs.push(a);
+                }
             }
         }
         let contact = contact.unwrap_or_else(|| {
-            format!(
-                "{};transport=tcp",
-                sip_addrs.first().map(|a| a.to_string()).unwrap_or_default()
-            )
+            let first = sip_addrs.first().map(|a| a.to_string()).unwrap_or_default();
+            match cfg.listen().iter().any(|l| matches!(l, Listen::Tcp(_))) {
+                true => format!("{first};transport=tcp"),
+                false => format!("{first};transport=tls"),
+            }
         });
         let endpoint = builder.build();
         let client = SipClient::new(
@@ -304,7 +328,7 @@ impl Gateway {
                     max_body_bytes: cfg.messages.max_body_bytes,
                 },
                 presence: cfg.presence_settings(),
-                ops: crate::core::admin::Ops::new(cfg, path, gate),
+                ops: crate::core::admin::Ops::new(cfg, path, gate).with_tls(tls),
             },
             xmpp_handle,
             client,
@@ -327,6 +351,7 @@ impl Gateway {
             metrics,
             inbox: reload_inbox,
             sip_addrs,
+            tls_addrs,
         })
     }
 

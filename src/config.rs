@@ -20,6 +20,9 @@ mod chat;
 #[path = "config/safety.rs"]
 mod safety;
 pub use chat::{ChatConfig, ChatMode};
+#[path = "config/tls.rs"]
+mod tls;
+pub use tls::TlsConfig;
 #[path = "config/ops.rs"]
 mod ops;
 pub use ops::{AdminConfig, LimitsConfig, LogConfig, LogFormat, MetricsConfig};
@@ -132,7 +135,7 @@ impl fmt::Display for Secret {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SipConfig {
-    /// Listening sockets, `udp:IP:PORT` or `tcp:IP:PORT`.
+    /// Listening sockets, `udp:IP:PORT`, `tcp:IP:PORT` or `tls:IP:PORT`.
     #[serde(default = "default_listen")]
     pub listen: Vec<String>,
     /// Optional outbound proxy (a SIP URI) used for every domain without a static route.
@@ -153,6 +156,9 @@ pub struct SipConfig {
     /// get 503 (0: no limit).
     #[serde(default = "default_max_held")]
     pub max_held_bytes: usize,
+    /// `[sip.tls]`: certificate and trust for SIP over TLS.
+    #[serde(default)]
+    pub tls: TlsConfig,
 }
 
 impl Default for SipConfig {
@@ -164,6 +170,7 @@ impl Default for SipConfig {
             user_agent: default_user_agent(),
             udp_receive_buffer_bytes: default_udp_receive_buffer(),
             max_held_bytes: default_max_held(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -314,13 +321,15 @@ pub enum Listen {
     Udp(SocketAddr),
     /// TCP listener.
     Tcp(SocketAddr),
+    /// TLS listener (TCP, certificate from `[sip.tls]`).
+    Tls(SocketAddr),
 }
 
 impl Listen {
-    /// Parse `udp:IP:PORT` / `tcp:IP:PORT`.
+    /// Parse `udp:IP:PORT` / `tcp:IP:PORT` / `tls:IP:PORT`.
     pub fn parse(s: &str) -> Result<Listen, String> {
         let (proto, addr) = s.split_once(':').ok_or_else(|| {
-            format!("sip.listen entry {s:?}: expected udp:IP:PORT or tcp:IP:PORT")
+            format!("sip.listen entry {s:?}: expected udp:IP:PORT, tcp:IP:PORT or tls:IP:PORT")
         })?;
         let addr: SocketAddr = addr
             .parse()
@@ -328,8 +337,9 @@ impl Listen {
         match proto.to_ascii_lowercase().as_str() {
             "udp" => Ok(Listen::Udp(addr)),
             "tcp" => Ok(Listen::Tcp(addr)),
+            "tls" => Ok(Listen::Tls(addr)),
             other => Err(format!(
-                "sip.listen entry {s:?}: unknown transport {other:?} (udp or tcp)"
+                "sip.listen entry {s:?}: unknown transport {other:?} (udp, tcp or tls)"
             )),
         }
     }
@@ -412,6 +422,8 @@ impl Config {
                 problems.push(e);
             }
         }
+        let tls_listener = self.listen().iter().any(|l| matches!(l, Listen::Tls(_)));
+        self.sip.tls.validate(tls_listener, &mut problems);
         if let Some(p) = &self.sip.outbound_proxy {
             if let Err(e) = crate::sip::parse_uri(p) {
                 problems.push(format!("sip.outbound_proxy {p:?}: {e}"));

@@ -38,6 +38,8 @@ pub struct Ops {
     pub started: Instant,
     /// The SIP access gate the SIP layer consults; reloads swap its content.
     pub gate: crate::sip::gate::GateCell,
+    /// SIP over TLS: the listener's certificate and the outbound trust roots, re-read on reload.
+    pub tls: Option<Arc<crate::sip::tls::Tls>>,
 }
 
 impl Ops {
@@ -48,7 +50,14 @@ impl Ops {
             config_path: path,
             started: Instant::now(),
             gate,
+            tls: None,
         }
+    }
+
+    /// The same, with the TLS state reloads refresh.
+    pub fn with_tls(mut self, tls: Arc<crate::sip::tls::Tls>) -> Ops {
+        self.tls = Some(tls);
+        self
     }
 }
 
@@ -246,6 +255,12 @@ impl Router {
             return Err(format!("invalid configuration: {}", problems.join("; ")));
         }
         let mut plan = crate::ops::reload::plan(&self.ops.effective, &new);
+        // Certificate files are read again on every reload (a renewed certificate keeps its
+        // path); loaded before anything changes, installed last.
+        let tls = match &self.ops.tls {
+            Some(t) => Some((t.clone(), t.prepare(&new.sip.tls)?)),
+            None => None,
+        };
         if plan.applied.contains(&"log.level") {
             // Validation parsed the directive, so the only refusal left is RUST_LOG pinning the
             // level: the rest of the reload still applies.
@@ -303,6 +318,12 @@ impl Router {
         self.chat.set_config(eff.chat.clone());
         self.rate.set_rate(eff.limits.messages_per_minute);
         self.sub_rate.set_rate(eff.limits.subscriptions_per_minute);
+        eff.sip.tls = new.sip.tls.clone();
+        if let Some((t, prepared)) = tls {
+            if t.commit(prepared) && !plan.applied.iter().any(|k| k.starts_with("sip.tls")) {
+                plan.applied.push("sip.tls certificate (file content)");
+            }
+        }
         self.ops.effective = Arc::new(eff);
         Ok(plan)
     }

@@ -16,7 +16,8 @@
 //!   and the addresses of their targets (missing records are warnings);
 //! - [`store::check_store`]: the state directory exists or can be created, is writable, and
 //!   the database opens;
-//! - [`check_tls`]: there are no TLS settings yet, said as such.
+//! - [`check_tls`]: what SIP over TLS serves (the listener's certificate) or that there is no
+//!   TLS listener; the component link is plain TCP either way.
 //!
 //! Doctor has no lasting side effects: probe files and directories it creates are removed,
 //! a missing database is not created, an older one is not migrated, sockets are released.
@@ -165,15 +166,45 @@ fn check_secret(cfg: &Config) -> Check {
     }
 }
 
-/// Item 6: stox has no TLS settings, so there is nothing to check; say so.
-pub fn check_tls() -> Check {
-    Check::new(
-        Level::Info,
-        "tls",
-        "no TLS is configured: stox has no TLS settings (the component link is plain \
-         XEP-0114 TCP, SIP listens on udp/tcp); keep the component port on loopback or a \
-         trusted network",
-    )
+/// Item 6: the SIP TLS listener's certificate (check-config already proved it loads and
+/// matches its key), or that there is none. The component link is plain TCP either way.
+pub fn check_tls(cfg: &Config) -> Check {
+    let listener = cfg
+        .listen()
+        .into_iter()
+        .any(|l| matches!(l, Listen::Tls(_)));
+    let loaded = match (&cfg.sip.tls.cert_file, &cfg.sip.tls.key_file) {
+        (Some(c), Some(k)) => Some(crate::sip::tls::load_certified_key(c, k)),
+        _ => None,
+    };
+    match loaded {
+        Some(Ok(key)) if listener => Check::new(
+            Level::Ok,
+            "tls",
+            format!(
+                "SIP over TLS serves {} (sha256 {}); the component link is plain XEP-0114 \
+                 TCP: keep it on loopback or a trusted network",
+                cfg.sip
+                    .tls
+                    .cert_file
+                    .as_deref()
+                    .unwrap_or(Path::new(""))
+                    .display(),
+                key.cert
+                    .first()
+                    .map(crate::sip::tls::fingerprint)
+                    .unwrap_or_default()
+            ),
+        ),
+        Some(Err(e)) => Check::new(Level::Fail, "tls", e),
+        _ => Check::new(
+            Level::Info,
+            "tls",
+            "no TLS is configured: no tls: entry in sip.listen (the component link is plain \
+             XEP-0114 TCP, SIP listens on udp/tcp); keep the component port on loopback or a \
+             trusted network",
+        ),
+    }
 }
 
 /// Every check, in output order, for the config file at `path`.
@@ -218,7 +249,7 @@ pub async fn run(path: &Path, opts: &Options) -> Vec<Check> {
     }
     out.extend(store::check_store(&cfg.presence.state_dir, opts.store_busy).await);
     out.extend(dns);
-    out.push(check_tls());
+    out.push(check_tls(&cfg));
     out
 }
 
@@ -227,6 +258,7 @@ pub(crate) fn describe(l: Listen) -> String {
     match l {
         Listen::Udp(a) => format!("udp {a}"),
         Listen::Tcp(a) => format!("tcp {a}"),
+        Listen::Tls(a) => format!("tls {a}"),
     }
 }
 

@@ -38,7 +38,7 @@ pub fn by(procs: &[Proc]) -> String {
 pub fn socket_owners(l: Listen) -> Vec<Proc> {
     let (files, want, listen_only) = match l {
         Listen::Udp(a) => (["/proc/net/udp", "/proc/net/udp6"], a, false),
-        Listen::Tcp(a) => (["/proc/net/tcp", "/proc/net/tcp6"], a, true),
+        Listen::Tcp(a) | Listen::Tls(a) => (["/proc/net/tcp", "/proc/net/tcp6"], a, true),
     };
     let mut inodes = Vec::new();
     for f in files {

@@ -16,7 +16,7 @@ pub fn check_listen(l: Listen) -> Check {
     let what = describe(l);
     let bound = match l {
         Listen::Udp(a) => std::net::UdpSocket::bind(a).map(drop),
-        Listen::Tcp(a) => std::net::TcpListener::bind(a).map(drop),
+        Listen::Tcp(a) | Listen::Tls(a) => std::net::TcpListener::bind(a).map(drop),
     };
     judge(
         "sip",
@@ -51,7 +51,7 @@ fn judge(
     key: &str,
 ) -> Check {
     let addr = match l {
-        Listen::Udp(a) | Listen::Tcp(a) => a,
+        Listen::Udp(a) | Listen::Tcp(a) | Listen::Tls(a) => a,
     };
     let e = match bound {
         Ok(()) => return Check::new(Level::Ok, area, format!("{what} can be bound")),

@@ -62,6 +62,16 @@ const FIELDS: &[Field] = &[
     ("sip.max_held_bytes", false, |c| {
         c.sip.max_held_bytes.to_string()
     }),
+    // Re-read on every reload; open TLS connections keep the certificate they started with.
+    ("sip.tls.cert_file", true, |c| {
+        format!("{:?}", c.sip.tls.cert_file)
+    }),
+    ("sip.tls.key_file", true, |c| {
+        format!("{:?}", c.sip.tls.key_file)
+    }),
+    ("sip.tls.ca_file", true, |c| {
+        format!("{:?}", c.sip.tls.ca_file)
+    }),
     ("sip.outbound_proxy", true, |c| {
         format!("{:?}", c.sip.outbound_proxy)
     }),

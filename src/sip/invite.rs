@@ -167,10 +167,12 @@ impl SipClient {
         let host = crate::addr::SipAddr::parse(&o.request_uri)
             .map(|a| a.host)
             .unwrap_or_default();
-        let mut hop = self.next_hop(&host, &o.request_uri);
-        if o.sdp.len() + 900 > super::outbound::UDP_LIMIT && !hop.contains("transport=") {
-            hop.push_str(";transport=tcp");
-        }
+        let hop = super::tls::hop_with_transport(
+            &self.next_hop(&host, &o.request_uri),
+            o.sdp.len() + 900,
+            super::outbound::UDP_LIMIT,
+        )
+        .map_err(SendFailure::Unreachable)?;
         let hop_uri = super::parse_uri(&hop).map_err(SendFailure::Unreachable)?;
         let transport = self
             .endpoint()

@@ -11,6 +11,7 @@ pub mod outbound;
 pub mod presence;
 pub mod retrans;
 pub mod sockbuf;
+pub mod tls;
 
 use ezk_sip_types::uri::SipUri;
 

@@ -231,17 +231,15 @@ impl SipClient {
     }
 
     /// Put a request on the wire toward `hop` (TCP when `size` is over the UDP limit and the
-    /// hop names no transport) and return its client transaction. `Err` says why the hop
-    /// could not be reached.
+    /// hop names no transport, TLS for a `sips:` hop: [`super::tls::hop_with_transport`]) and
+    /// return its client transaction. `Err` says why the hop could not be reached.
     pub async fn transmit(
         &self,
         request: Request,
-        mut hop: String,
+        hop: String,
         size: usize,
     ) -> Result<ezk_sip_core::transaction::ClientTsx, String> {
-        if size > UDP_LIMIT && !hop.contains("transport=") {
-            hop.push_str(";transport=tcp");
-        }
+        let hop = super::tls::hop_with_transport(&hop, size, UDP_LIMIT)?;
         let hop_uri: SipUri = super::parse_uri(&hop)?;
         let transport = self
             .endpoint
