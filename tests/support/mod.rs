@@ -96,6 +96,8 @@ pub struct Opts {
     pub chat_idle_secs: u64,
     /// Appended to the config (extra sections).
     pub extra_config: String,
+    /// More `sip.listen` entries (e.g. `tls:127.0.0.1:0`) after the UDP and TCP ones.
+    pub extra_listen: Vec<String>,
 }
 
 impl Default for Opts {
@@ -113,6 +115,7 @@ impl Default for Opts {
             chat_mode: "page",
             chat_idle_secs: 600,
             extra_config: String::new(),
+            extra_listen: Vec::new(),
         }
     }
 }
@@ -190,6 +193,11 @@ impl Harness {
             .clone()
             .or_else(|| own_state_dir.clone())
             .expect("one of them");
+        let more_listen: String = opts
+            .extra_listen
+            .iter()
+            .map(|l| format!(", {l:?}"))
+            .collect();
         let config = format!(
             r#"
 [component]
@@ -200,7 +208,7 @@ ping_interval_secs = {ping}
 reconnect_max_secs = {rmax}
 
 [sip]
-listen = ["udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}"]
+listen = ["udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}"{more_listen}]
 
 [sip.routes]
 "example.net" = "{route}"
