@@ -44,8 +44,9 @@ from topology import (  # noqa: E402
     UAS_404_DOMAIN, UAS_404_PORT, UAS_CODE_DOMAIN, UAS_CODE_PORT, UAS_OK_DOMAIN, UAS_OK_PORT, UAS_TCP_DOMAIN,
     UAS_TCP_PORT, XMPP_DOMAIN, PJSUA_DOMAIN, PJSUA_PORT, GW_MSRP_PORT, MSRP_UA_PORT, MSRP_DOMAIN, BARESIP_FB,
     BARESIP_FB_DOMAIN, CHAT_IDLE_SECS, MAX_HELD_BYTES, MSRP_PAGE_DOMAIN, METRICS_PORT, MSRP_UA_MSRP_PORT, SIP_AUTH_USER,
-    SIP_AUTH_PASSWORD,
+    SIP_AUTH_PASSWORD, GW_TLS_PORT, TLS_UAS_DOMAIN, TLS_UAS_PORT,
 )
+import tls_peer  # noqa: E402
 
 # kit component -> binaries that must exist
 PEER_BINARIES = {
@@ -234,7 +235,13 @@ def credentials_path(state_dir: Path) -> Path:
     return state_dir.parent / "sip-users"
 
 
+def tls_dir(state_dir: Path) -> Path:
+    """The certificates of a run (tls_peer.certs: CA, gateway, TLS UAS)."""
+    return state_dir.parent / "tls"
+
+
 def render_config(server_name: str, state_dir: Path, relay: Optional[str] = None) -> str:
+    tls = tls_dir(state_dir)
     return f"""# rendered by integration/conftest.py for the {server_name} run
 [component]
 jid = "{COMPONENT}"
@@ -244,9 +251,14 @@ ping_interval_secs = 5
 reconnect_max_secs = {RECONNECT_MAX_SECS}
 
 [sip]
-listen = ["udp:127.0.0.1:{GW_PORT}", "tcp:127.0.0.1:{GW_PORT}"]
+listen = ["udp:127.0.0.1:{GW_PORT}", "tcp:127.0.0.1:{GW_PORT}", "tls:127.0.0.1:{GW_TLS_PORT}"]
 outbound_proxy = "sip:127.0.0.1:{KAMAILIO_PORT}"
 max_held_bytes = {MAX_HELD_BYTES}
+
+[sip.tls]
+cert_file = "{tls / 'gw.crt'}"
+key_file = "{tls / 'gw.key'}"
+ca_file = "{tls / 'ca.crt'}"
 
 [sip.routes]
 "{UAS_OK_DOMAIN}" = "sip:127.0.0.1:{UAS_OK_PORT}"
@@ -257,6 +269,7 @@ max_held_bytes = {MAX_HELD_BYTES}
 "{MSRP_DOMAIN}" = "sip:127.0.0.1:{MSRP_UA_PORT}"
 "{MSRP_PAGE_DOMAIN}" = "sip:127.0.0.1:{MSRP_UA_PORT}"
 "{BARESIP_FB_DOMAIN}" = "sip:127.0.0.1:{BARESIP_FB[0]}"
+"{TLS_UAS_DOMAIN}" = "sip:127.0.0.1:{TLS_UAS_PORT};transport=tls"
 
 [addresses]
 xmpp_domains = ["{XMPP_DOMAIN}"]
@@ -338,6 +351,7 @@ class Gateway:
             pytest.fail("127.0.0.1:%d is already in use (a stox or peer left running?)" % GW_PORT, pytrace=False)
         credentials_path(self.state_dir).write_text("# [access] digest users\n%s:%s\n" % (
             SIP_AUTH_USER, SIP_AUTH_PASSWORD))
+        tls_peer.certs(tls_dir(self.state_dir))
         self.config.write_text(render_config(self.server_name, self.state_dir, self.relay))
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "stox=debug")

@@ -36,3 +36,6 @@ RELOAD_DOMAIN = "reload.test"   # not routed at start; the reload test routes it
 UNTRUSTED_IP = "127.0.0.2"      # a SIP source outside [access] sip_trusted (only 127.0.0.1 is): challenged
 SIP_AUTH_USER, SIP_AUTH_PASSWORD = "carol", "carol-pa:ss"  # its credentials (sip_credentials_file)
 MAX_HELD_BYTES = 32 << 20       # [sip] max_held_bytes: small enough for the stalled-server test to reach
+GW_TLS_PORT = 5171              # the gateway's SIP over TLS listener (tls: in sip.listen, [sip.tls])
+TLS_UAS_PORT = 5172             # tls_peer.TlsUas (route "tls.test" = ;transport=tls)
+TLS_UAS_DOMAIN = "tls.test"
