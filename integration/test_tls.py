@@ -1,16 +1,46 @@
 """SIP over TLS against the real XMPP servers (GEN-3, GEN-4).
 
-The SIP peers here are tls_peer.py on Python's ssl module (OpenSSL), not baresip: a TLS client
-into stox's listener (127.0.0.1:GW_TLS_PORT) and a TLS UAS that stox reaches through the route
+The SIP peers: baresip 1.0 over TLS both ways (tls_peer.BaresipTls, started with a config of its
+own: the kit's start.sh has no TLS settings), and tls_peer.py on Python's ssl module (OpenSSL) for
+what baresip cannot be asked to show: a TLS client into stox's listener (127.0.0.1:GW_TLS_PORT)
+that checks the served certificate, and a TLS UAS that stox reaches through the route
 "tls.test" = ";transport=tls". Certificates are made by the openssl CLI in the run directory
 (conftest.tls_dir): a private CA, which stox trusts through [sip.tls] ca_file and the Python client
 through its context, and the gateway's and the UAS's certificates, both for IP 127.0.0.1.
 """
 import shutil
 
-from tls_peer import TlsClient, TlsUas, fingerprint_pem, issue
-from topology import COMPONENT, GW_TLS_PORT, TLS_UAS_DOMAIN, TLS_UAS_PORT, XMPP_DOMAIN, sip_jid
+import pytest
+
+from tls_peer import BaresipTls, TlsClient, TlsUas, fingerprint_pem, issue
+from topology import (BARESIP_TLS, BARESIP_TLS_DOMAIN, COMPONENT, GW_TLS_PORT, TLS_UAS_DOMAIN, TLS_UAS_PORT,
+                      XMPP_DOMAIN, sip_jid)
 from conftest import tls_dir
+
+
+@pytest.fixture
+def baresip_tls(kit, stox):
+    b = BaresipTls(kit, tls_dir(stox.state_dir), "bstls", BARESIP_TLS[0], BARESIP_TLS[1], GW_TLS_PORT,
+                   "sip:alice@%s" % XMPP_DOMAIN)
+    b.start()
+    yield b
+    b.stop()
+
+
+def test_gen_3_baresip_over_tls_both_ways(alice, baresip_tls, stox, run_id):
+    """baresip, whose only way to stox is TLS (outbound proxy = the TLS listener), reaches alice;
+    alice's answer reaches baresip's TLS port (route ;transport=tls, baresip's certificate verified
+    against ca_file)."""
+    text = "from baresip over tls " + run_id
+    out = baresip_tls.ctrl("message " + text)
+    msg = alice.wait_message(lambda m: m.body == text, timeout=10,
+                             what="baresip's MESSAGE over TLS (ctrl output: %s)" % out.strip())
+    assert msg.frm.split("/")[0] == "bstls@%s" % COMPONENT, msg.raw
+    reply = "to baresip over tls " + run_id
+    alice.send_message(sip_jid("bstls", BARESIP_TLS_DOMAIN), reply)
+    baresip_tls.wait_log('"%s"' % reply, timeout=10)
+    errors = alice.settle(lambda m: m.type == "error", quiet=1.0)
+    assert errors == [], "alice got an error for a message baresip received: %s" % [e.raw for e in errors]
 
 
 def test_gen_3_sip_message_over_tls_reaches_alice(alice, stox, run_id):

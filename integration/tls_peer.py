@@ -210,3 +210,102 @@ def response(req: SipMessage, code: int, reason: str) -> bytes:
             lines.append("%s: %s" % (name.title(), value))
     lines.append("Content-Length: 0")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+class BaresipTls:
+    """baresip 1.0 over TLS, started directly (the kit's start.sh has no TLS settings): its own config
+    with sip_certificate (a certificate for 127.0.0.1 from the run's CA) and sip_cafile, listening on
+    SIP_PORT (udp/tcp) and SIP_PORT+1 (TLS), no registration, stox's TLS listener as its outbound
+    proxy, and sip:alice@localhost as its current contact ('message TEXT' goes there)."""
+
+    def __init__(self, kit, cert_dir: Path, user: str, sip_port: int, ctrl_port: int, gw_tls_port: int,
+                 contact: str):
+        if shutil.which("baresip") is None:
+            pytest.fail("baresip is not installed: run ../shared/peers/install.sh baresip", pytrace=False)
+        self.kit, self.user, self.ctrl_port = kit, user, ctrl_port
+        self.dir = kit.run / ("baresip-tls-" + user)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log = self.dir / "baresip.log"
+        issue(cert_dir, user)
+        pem = self.dir / "cert.pem"       # baresip wants the certificate and its key in one file
+        pem.write_text((cert_dir / ("%s.crt" % user)).read_text() + (cert_dir / ("%s.key" % user)).read_text())
+        (self.dir / "config").write_text("\n".join([
+            "poll_method epoll",
+            "sip_listen 127.0.0.1:%d" % sip_port,
+            "sip_certificate %s" % pem,
+            "sip_cafile %s" % (cert_dir / "ca.crt"),
+            "module_path /usr/lib/baresip/modules",
+            "module g711.so",
+            "module stdio.so",
+            "module_tmp account.so",
+            "module_app contact.so",
+            "module_app menu.so",
+            "module_app ctrl_tcp.so",
+            "ctrl_tcp_listen 127.0.0.1:%d" % ctrl_port,
+            ""]))
+        (self.dir / "accounts").write_text(
+            '<sip:%s@127.0.0.1;transport=tls>;regint=0;medianat=;mwi=no;'
+            'outbound="sip:127.0.0.1:%d;transport=tls;lr"\n' % (user, gw_tls_port))
+        (self.dir / "contacts").write_text('"peer" <%s>\n' % contact)
+        self.proc = None
+        self.fifo_fd = None
+
+    def start(self) -> "BaresipTls":
+        import os
+        fifo = self.dir / "stdin"
+        if fifo.exists():
+            fifo.unlink()
+        os.mkfifo(fifo)
+        # read-write: the FIFO never sees EOF while we hold it (baresip's stdio needs a FIFO)
+        self.fifo_fd = os.open(fifo, os.O_RDWR)
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(["baresip", "-f", str(self.dir)], stdin=self.fifo_fd, stdout=logf,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        logf.close()
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                pytest.fail("baresip (TLS) exited at start:\n%s" % self.log_text()[-3000:], pytrace=False)
+            if "baresip is ready" in self.log_text():
+                try:
+                    socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=0.5).close()
+                    return self
+                except OSError:
+                    pass
+            time.sleep(0.2)
+        pytest.fail("baresip (TLS) not ready within 15 s:\n%s" % self.log_text()[-3000:], pytrace=False)
+
+    def ctrl(self, *commands: str, listen: float = 1.0) -> str:
+        import sys
+        p = subprocess.run([sys.executable, str(self.kit.peers / "scripts" / "baresip_ctrl.py"),
+                            str(self.ctrl_port), *commands, "--listen", str(listen)], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        return p.stdout.decode(errors="replace")
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_log(self, text: str, timeout: float = 10) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if text in self.log_text():
+                return
+            time.sleep(0.1)
+        pytest.fail("baresip (TLS) never logged %r; log tail:\n%s" % (text, self.log_text()[-3000:]),
+                    pytrace=False)
+
+    def stop(self):
+        import os
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(6)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.fifo_fd is not None:
+            os.close(self.fifo_fd)
+            self.fifo_fd = None

@@ -39,3 +39,5 @@ MAX_HELD_BYTES = 32 << 20       # [sip] max_held_bytes: small enough for the sta
 GW_TLS_PORT = 5171              # the gateway's SIP over TLS listener (tls: in sip.listen, [sip.tls])
 TLS_UAS_PORT = 5172             # tls_peer.TlsUas (route "tls.test" = ;transport=tls)
 TLS_UAS_DOMAIN = "tls.test"
+BARESIP_TLS = (5173, 4501)      # baresip over TLS (tls_peer.BaresipTls): SIP 5173, TLS 5174, ctrl_tcp 4501
+BARESIP_TLS_DOMAIN = "bstls.test"  # route -> 127.0.0.1:5174;transport=tls
