@@ -50,6 +50,7 @@ impl Config {
                 self.access.sip_credentials_file.as_deref(),
                 "access.sip_credentials_file",
             ),
+            (self.sip.tls.key_file.as_deref(), "sip.tls.key_file"),
         ];
         for (file, what) in secret_files {
             let Some(file) = file else { continue };
@@ -123,14 +124,17 @@ mod tests {
         let mut cfg = cfg;
         cfg.component.secret = None;
         cfg.component.secret_file = Some(secret.clone());
+        let key = write(&dir, "tls.key", "-----BEGIN PRIVATE KEY-----\n", 0o644);
+        cfg.sip.tls.key_file = Some(key.clone());
         let w = cfg.safety_warnings(&inline).join("\n");
         assert!(
             w.contains("component.secret_file") && !w.contains("holds"),
             "{w}"
         );
+        assert!(w.contains("sip.tls.key_file"), "{w}");
 
         // Owner and group only (the package's root:stox 640) is fine.
-        for p in [&secret, &users, &inline] {
+        for p in [&secret, &users, &inline, &key] {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o640)).unwrap();
         }
         assert_eq!(cfg.safety_warnings(&inline), Vec::<String>::new());
