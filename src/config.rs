@@ -424,13 +424,15 @@ impl Config {
         }
         let tls_listener = self.listen().iter().any(|l| matches!(l, Listen::Tls(_)));
         self.sip.tls.validate(tls_listener, &mut problems);
+        // The same check as at send time: a URI, and no sips: over UDP.
+        let hop_ok = |h: &str| crate::sip::tls::hop_with_transport(h, 0, usize::MAX).map(drop);
         if let Some(p) = &self.sip.outbound_proxy {
-            if let Err(e) = crate::sip::parse_uri(p) {
+            if let Err(e) = hop_ok(p) {
                 problems.push(format!("sip.outbound_proxy {p:?}: {e}"));
             }
         }
         for (domain, hop) in &self.sip.routes {
-            if let Err(e) = crate::sip::parse_uri(hop) {
+            if let Err(e) = hop_ok(hop) {
                 problems.push(format!("sip.routes.{domain:?} = {hop:?}: {e}"));
             }
         }

@@ -200,6 +200,21 @@ sip_domain = "example.net"
     }
 
     #[test]
+    fn a_sips_route_over_udp_is_refused_at_check_time() {
+        let mut c = config(r#""udp:127.0.0.1:5060""#, "");
+        c.sip
+            .routes
+            .insert("a.test".into(), "sips:10.0.0.1;transport=udp".into());
+        c.sip.outbound_proxy = Some("sips:proxy.example.net".into());
+        let p = c.validate();
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].starts_with("sip.routes.\"a.test\"") && p[0].contains("needs TLS"),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
     fn tls_listen_entries_parse() {
         use crate::config::Listen;
         assert_eq!(
