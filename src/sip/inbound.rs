@@ -312,15 +312,19 @@ impl Layer for StoxLayer {
         }
         if method == Method::SUBSCRIBE || method == Method::NOTIFY {
             let req = Box::new(super::presence::extract(&request));
-            let Some(token) = self.hold(&request) else {
+            let token = self.hold(&request);
+            // A NOTIFY of an existing subscription is never refused for load: a failed NOTIFY
+            // may end the subscription on the far side (RFC 6665 §4.2.2); it goes through,
+            // counted if it fits.
+            if token.is_none() && !(method == Method::NOTIFY && req.to_tag.is_some()) {
                 respond(endpoint, request, &overloaded(), cache).await;
                 return;
-            };
+            }
             let responder = Responder {
                 endpoint: endpoint.clone(),
                 request,
                 cache: self.cache.clone(),
-                _budget: Some(token),
+                _budget: token,
             };
             // While shutting down, no new subscription; requests of existing dialogs are
             // still answered (a 503 to a NOTIFY would end the subscription on the far side).
@@ -434,7 +438,7 @@ impl StoxLayer {
             // Per request and under overload: debug, the metric is what to watch.
             debug!(
                 held = self.budget.used(),
-                "held SIP requests over sip.max_held_bytes, answering 503"
+                "held SIP requests over sip.max_held_bytes"
             );
             crate::ops::metrics::get().limit_hit("sip_max_held_bytes");
         }
