@@ -92,12 +92,41 @@ fn clock_now() -> crate::presence::subscription::Clock {
     }
 }
 
+/// MSRP over TLS from SIP's TLS state: the same certificate resolver (a reload swaps both)
+/// and the same trust roots.
+fn msrp_tls(
+    c: &crate::config::ChatConfig,
+    sip_tls: &crate::sip::tls::Tls,
+) -> Result<crate::chat::transport::TlsSetup, StartError> {
+    let listen = match &c.msrps_listen {
+        Some(l) => Some(
+            l.parse::<std::net::SocketAddr>()
+                .map_err(|e| StartError::Config(vec![format!("chat.msrps_listen: {e}")]))?,
+        ),
+        None => None,
+    };
+    Ok(crate::chat::transport::TlsSetup {
+        listen,
+        acceptor: Some(
+            sip_tls
+                .acceptor()
+                .map_err(|e| StartError::Config(vec![e]))?,
+        ),
+        connector: Some(
+            sip_tls
+                .connector()
+                .map_err(|e| StartError::Config(vec![e]))?,
+        ),
+    })
+}
+
 /// The MSRP transport and the chat session hub (RFC 7573).
 async fn start_chat(
     cfg: &Config,
     sip: &SipClient,
     xmpp: &crate::xmpp::XmppHandle,
     router: &mpsc::Sender<Event>,
+    sip_tls: &crate::sip::tls::Tls,
 ) -> Result<crate::core::chat_hub::Hub, StartError> {
     use crate::chat::msrp;
     let c = &cfg.chat;
@@ -125,6 +154,7 @@ async fn start_chat(
         host,
         relay: c.relay.clone(),
         max_chunk: c.max_message_bytes,
+        tls: msrp_tls(c, sip_tls)?,
     })
     .await
     .map_err(|e| StartError::Listen(format!("msrp:{listen}"), e))?;
@@ -137,6 +167,7 @@ async fn start_chat(
         },
         idle: Duration::from_secs(c.idle_timeout_secs),
         connect_wait: Duration::from_secs(30),
+        offer_tls: c.offer_tls,
     };
     let ctx = crate::core::chat_session::Ctx {
         sip: sip.clone(),
@@ -318,7 +349,7 @@ impl Gateway {
         );
         let (ops_tx, ops_rx) = mpsc::unbounded_channel();
         let store_writer = tokio::spawn(crate::core::store_writer::run(store, ops_rx));
-        let chat = start_chat(cfg, &client, &xmpp_handle, &inbox).await?;
+        let chat = start_chat(cfg, &client, &xmpp_handle, &inbox, &tls).await?;
         let router = Router::new(
             RouterConfig {
                 map: cfg.address_map(),

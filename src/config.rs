@@ -478,7 +478,8 @@ impl Config {
                 self.messages.bounce_window_ms
             ));
         }
-        self.chat.validate(&mut problems);
+        self.chat
+            .validate(self.sip.tls.cert_file.is_some(), &mut problems);
         self.access
             .validate(&c.jid, &self.addresses.xmpp_domains, &mut problems);
         self.admin.validate(&mut problems);

@@ -1,5 +1,9 @@
 //! SDP for MSRP sessions (RFC 4975 §8, RFC 4976 §8, RFC 6135, RFC 7573 §4 / CHAT-3, 8,
 //! 21), built and parsed with sdp-types (ezk's own SDP types reject `m=message`).
+//!
+//! MSRP over TLS (RFC 4975 §6, §8.1, §14) is `TCP/TLS/MSRP` with `msrps:` URIs; the `m=`
+//! protocol and the scheme of the endpoint's own URI (the last of the path) must agree, so
+//! a TLS offer can never be read as a plain one.
 
 use super::msrp::MsrpUri;
 use sdp_types::{Attribute, Connection, Media, Origin, Session, Time};
@@ -21,6 +25,8 @@ pub struct Local {
     pub max_size: usize,
     /// `a=setup` (RFC 6135), when one is due.
     pub setup: Option<&'static str>,
+    /// MSRP over TLS: `TCP/TLS/MSRP` (our URI is then `msrps:`).
+    pub tls: bool,
 }
 
 /// The MSRP media of the peer's SDP.
@@ -36,6 +42,8 @@ pub struct Remote {
     pub max_size: Option<usize>,
     /// `a=setup` value.
     pub setup: Option<String>,
+    /// The media is `TCP/TLS/MSRP` (RFC 4975 §8.1): the session must run over TLS.
+    pub tls: bool,
 }
 
 impl Remote {
@@ -57,6 +65,8 @@ pub enum SdpError {
     NoMsrp,
     /// The MSRP media has no usable `a=path`.
     NoPath,
+    /// `TCP/TLS/MSRP` with an `msrp:` URI, or `TCP/MSRP` with an `msrps:` one.
+    SchemeMismatch,
 }
 
 impl std::fmt::Display for SdpError {
@@ -65,6 +75,9 @@ impl std::fmt::Display for SdpError {
             SdpError::Syntax(e) => write!(f, "SDP does not parse: {e}"),
             SdpError::NoMsrp => write!(f, "no MSRP media in the SDP"),
             SdpError::NoPath => write!(f, "MSRP media without a valid a=path"),
+            SdpError::SchemeMismatch => {
+                write!(f, "the m= protocol and the a=path scheme disagree on TLS")
+            }
         }
     }
 }
@@ -90,7 +103,7 @@ pub fn build(l: &Local, version: u64) -> Vec<u8> {
         media: "message".into(),
         port: l.port,
         num_ports: None,
-        proto: "TCP/MSRP".into(),
+        proto: if l.tls { "TCP/TLS/MSRP" } else { "TCP/MSRP" }.into(),
         fmt: "*".into(),
         media_title: None,
         connections: Vec::new(),
@@ -159,7 +172,13 @@ pub fn parse(body: &[u8]) -> Result<Remote, SdpError> {
     let path = attr("path")
         .and_then(|p| MsrpUri::parse_path(&p))
         .ok_or(SdpError::NoPath)?;
+    let tls = m.proto.eq_ignore_ascii_case("TCP/TLS/MSRP");
+    // §8.1: the m= line describes the endpoint's own URI, the last of the path.
+    if path.last().map(|u| u.secure) != Some(tls) {
+        return Err(SdpError::SchemeMismatch);
+    }
     Ok(Remote {
+        tls,
         path,
         accept_types: list("accept-types"),
         accept_wrapped: list("accept-wrapped-types"),
@@ -214,6 +233,7 @@ mod tests {
                 accept_wrapped: vec![],
                 max_size: 65536,
                 setup: None,
+                tls: false,
             },
             1,
         );
@@ -226,6 +246,66 @@ mod tests {
         let back = parse(&sdp).unwrap();
         assert_eq!(back.max_size, Some(65536));
         assert!(back.accepts("text/plain"));
+        assert!(!back.tls);
+    }
+
+    /// RFC 4975 §8.1, §14: an offer or answer over TLS says `TCP/TLS/MSRP` and `msrps:`.
+    #[test]
+    fn tls_offer_has_the_tls_protocol_and_msrps_path() {
+        let path = vec![MsrpUri::parse("msrps://gw.example.com:7655/jshA7weztas;tcp").unwrap()];
+        let sdp = build(
+            &Local {
+                host: "gw.example.com".into(),
+                port: 7655,
+                path,
+                accept_types: vec!["text/plain".into()],
+                accept_wrapped: vec![],
+                max_size: 65536,
+                setup: None,
+                tls: true,
+            },
+            1,
+        );
+        let text = String::from_utf8(sdp.clone()).unwrap();
+        assert!(text.contains("m=message 7655 TCP/TLS/MSRP *\r\n"), "{text}");
+        assert!(text.contains("a=path:msrps://gw.example.com:7655/jshA7weztas;tcp\r\n"));
+        let back = parse(&sdp).unwrap();
+        assert!(back.tls);
+        assert!(back.path[0].secure);
+    }
+
+    /// The m= protocol and the scheme of the peer's own URI decide together; a disagreement
+    /// is refused rather than guessed (a TLS offer is never read as plain TCP).
+    #[test]
+    fn tls_and_scheme_are_read_together() {
+        let head = "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nc=IN IP4 h\r\nt=0 0\r\n";
+        let table: &[(&str, &str, Result<bool, SdpError>)] = &[
+            ("TCP/MSRP", "msrp://h:9/a;tcp", Ok(false)),
+            ("TCP/TLS/MSRP", "msrps://h:9/a;tcp", Ok(true)),
+            ("tcp/tls/msrp", "MSRPS://h:9/a;tcp", Ok(true)),
+            // RFC 4976: a relay's URI first, the endpoint's own URI last decides.
+            (
+                "TCP/TLS/MSRP",
+                "msrps://r:9/r1;tcp msrps://h:9/a;tcp",
+                Ok(true),
+            ),
+            (
+                "TCP/TLS/MSRP",
+                "msrp://h:9/a;tcp",
+                Err(SdpError::SchemeMismatch),
+            ),
+            (
+                "TCP/MSRP",
+                "msrps://h:9/a;tcp",
+                Err(SdpError::SchemeMismatch),
+            ),
+        ];
+        for (proto, path, want) in table {
+            let sdp =
+                format!("{head}m=message 9 {proto} *\r\na=accept-types:*\r\na=path:{path}\r\n");
+            let got = parse(sdp.as_bytes()).map(|r| r.tls);
+            assert_eq!(&got, want, "{proto} {path}");
+        }
     }
 
     #[test]

@@ -1,5 +1,9 @@
-//! MSRP over TCP (RFC 4975 §6, §8) and relays (RFC 4976): the listener, connections shared
-//! by sessions, and the AUTH'd connection to a configured relay.
+//! MSRP over TCP and TLS (RFC 4975 §6, §8, §14) and relays (RFC 4976): the listeners,
+//! connections shared by sessions, and the AUTH'd connection to a configured relay.
+//!
+//! TLS only changes the byte stream under a connection: `msrps:` URIs name the TLS listener,
+//! and a connection to an `msrps:` first hop verifies the peer's certificate for the URI's
+//! host (RFC 4975 §14.2) with the SIP TLS trust (system roots plus `sip.tls.ca_file`).
 //!
 //! A connection is a reader and a writer task. The reader decodes frames and routes each to
 //! the session named by the session-id of the last To-Path URI, so several sessions can
@@ -13,7 +17,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, trace, warn};
@@ -29,6 +33,30 @@ pub struct Config {
     pub relay: Option<String>,
     /// Largest chunk body a connection keeps (bigger ones are skipped for a 413).
     pub max_chunk: usize,
+    /// MSRP over TLS.
+    pub tls: TlsSetup,
+}
+
+/// MSRP over TLS: where the `msrps:` listener binds, and the rustls halves (shared with SIP
+/// over TLS, so a reload's new certificate and roots apply here too).
+#[derive(Clone, Default)]
+pub struct TlsSetup {
+    /// Where the TLS listener binds; none: no TLS sessions of ours.
+    pub listen: Option<SocketAddr>,
+    /// Serves the listener's certificate.
+    pub acceptor: Option<tokio_rustls::TlsAcceptor>,
+    /// Connects to `msrps:` first hops, verifying their certificate.
+    pub connector: Option<tokio_rustls::TlsConnector>,
+}
+
+impl std::fmt::Debug for TlsSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSetup")
+            .field("listen", &self.listen)
+            .field("acceptor", &self.acceptor.is_some())
+            .field("connector", &self.connector.is_some())
+            .finish()
+    }
 }
 
 /// A frame with the connection it came on (responses go back on it, §7.2).
@@ -85,6 +113,7 @@ type RelayState = Arc<tokio::sync::Mutex<Option<(Conn, Vec<MsrpUri>)>>>;
 pub struct Transport {
     cfg: Arc<Config>,
     port: u16,
+    tls_port: Option<u16>,
     routes: Routes,
     pool: Pool,
     relay: RelayState,
@@ -98,6 +127,8 @@ impl std::fmt::Debug for Transport {
 
 /// Frames queued toward one session before the reader waits.
 const SESSION_QUEUE: usize = 64;
+/// A TLS handshake (accepted or ours) must finish this soon.
+const HANDSHAKE: Duration = Duration::from_secs(10);
 /// An accepted connection must carry a frame for a session this soon.
 const FIRST_FRAME: Duration = Duration::from_secs(30);
 /// An accepted connection with no traffic this long is closed.
@@ -108,9 +139,21 @@ impl Transport {
     pub async fn bind(cfg: Config) -> std::io::Result<Transport> {
         let listener = TcpListener::bind(cfg.listen).await?;
         let port = listener.local_addr()?.port();
+        let tls_listener =
+            match (cfg.tls.listen, &cfg.tls.acceptor) {
+                (Some(a), Some(_)) => Some(TcpListener::bind(a).await.map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("msrps listener {a}: {e}"))
+                })?),
+                _ => None,
+            };
+        let tls_port = match &tls_listener {
+            Some(l) => Some(l.local_addr()?.port()),
+            None => None,
+        };
         let t = Transport {
             cfg: Arc::new(cfg),
             port,
+            tls_port,
             routes: Arc::new(Mutex::new(HashMap::new())),
             pool: Arc::new(Mutex::new(HashMap::new())),
             relay: Arc::new(tokio::sync::Mutex::new(None)),
@@ -121,6 +164,7 @@ impl Transport {
                 match listener.accept().await {
                     Ok((stream, peer)) => {
                         debug!(%peer, "MSRP connection accepted");
+                        let _ = stream.set_nodelay(true);
                         acceptor.start_conn(stream, peer, true);
                     }
                     Err(e) => {
@@ -131,7 +175,51 @@ impl Transport {
             }
         });
         info!(port, host = %t.cfg.host, "MSRP listening");
+        if let (Some(l), Some(acceptor)) = (tls_listener, t.cfg.tls.acceptor.clone()) {
+            t.accept_tls(l, acceptor);
+            info!(port = tls_port, "MSRP over TLS listening");
+        }
         Ok(t)
+    }
+
+    /// Accept `msrps:` connections. Each handshake runs in its own task under a deadline, so
+    /// a client that connects and says nothing holds one task, not the accept loop.
+    fn accept_tls(&self, listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor) {
+        let t = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match listener.accept().await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!(error = %e, "MSRP TLS accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let (t, acceptor) = (t.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            debug!(%peer, "MSRP TLS connection accepted");
+                            t.start_conn(tls, peer, true);
+                        }
+                        Ok(Err(e)) => debug!(%peer, error = %e, "MSRP TLS handshake failed"),
+                        Err(_) => debug!(%peer, "MSRP TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+    }
+
+    /// Can sessions run over TLS (is the `msrps:` listener up)?
+    pub fn tls(&self) -> bool {
+        self.tls_port.is_some()
+    }
+
+    /// The port of the `msrps:` listener.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
     }
 
     /// The port the listener got.
@@ -149,9 +237,15 @@ impl Transport {
         self.cfg.relay.is_some()
     }
 
-    /// A fresh URI for a new session, registered for its frames.
-    pub fn open_session(&self) -> (MsrpUri, mpsc::Receiver<Box<Inbound>>) {
-        let uri = MsrpUri::local(&self.cfg.host, self.port);
+    /// A fresh URI for a new session, registered for its frames; `secure` asks for an
+    /// `msrps:` URI on the TLS listener (the caller checks [`Transport::tls`] first; without
+    /// the listener the URI stays `msrp:`).
+    pub fn open_session(&self, secure: bool) -> (MsrpUri, mpsc::Receiver<Box<Inbound>>) {
+        let mut uri = MsrpUri::local(&self.cfg.host, self.port);
+        if let (true, Some(p)) = (secure, self.tls_port) {
+            uri.secure = true;
+            uri.port = Some(p);
+        }
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         let id = uri.session_id.clone().unwrap_or_default();
         lock(&self.routes).insert(id, tx);
@@ -171,12 +265,16 @@ impl Transport {
     }
 
     /// A connection to the first hop `uri`, reusing an open one to the same authority.
+    /// An `msrps:` hop is reached over TLS only, never plain TCP.
     pub async fn connect(&self, uri: &MsrpUri) -> Result<Conn, String> {
-        if uri.secure {
-            return Err("msrps (TLS) is not supported yet".into());
-        }
         let authority = uri.authority();
-        if let Some(c) = self.pooled(&authority) {
+        // A TLS and a plain connection to the same authority are different connections.
+        let key = if uri.secure {
+            format!("msrps:{authority}")
+        } else {
+            authority.clone()
+        };
+        if let Some(c) = self.pooled(&key) {
             return Ok(c);
         }
         let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&authority))
@@ -184,8 +282,29 @@ impl Transport {
             .map_err(|_| format!("{authority}: connect timed out"))?
             .map_err(|e| format!("{authority}: {e}"))?;
         let peer = stream.peer_addr().map_err(|e| e.to_string())?;
-        let conn = self.start_conn(stream, peer, false);
-        lock(&self.pool).insert(authority, (conn.tx.downgrade(), conn.closed.clone(), peer));
+        let conn = if uri.secure {
+            let connector = self
+                .cfg
+                .tls
+                .connector
+                .clone()
+                .ok_or_else(|| format!("{authority}: msrps without a TLS connector"))?;
+            // RFC 4975 §14.2: the certificate must match the host of the URI.
+            let name = rustls_pki_types::ServerName::try_from(
+                uri.host.trim_matches(['[', ']']).to_string(),
+            )
+            .map_err(|e| format!("{}: not a TLS server name: {e}", uri.host))?;
+            let _ = stream.set_nodelay(true);
+            let tls = tokio::time::timeout(HANDSHAKE, connector.connect(name, stream))
+                .await
+                .map_err(|_| format!("{authority}: TLS handshake timed out"))?
+                .map_err(|e| format!("{authority}: TLS: {e}"))?;
+            self.start_conn(tls, peer, false)
+        } else {
+            let _ = stream.set_nodelay(true);
+            self.start_conn(stream, peer, false)
+        };
+        lock(&self.pool).insert(key, (conn.tx.downgrade(), conn.closed.clone(), peer));
         Ok(conn)
     }
 
@@ -218,8 +337,9 @@ impl Transport {
             .map_err(|_| format!("relay {relay}: connect timed out"))?
             .map_err(|e| format!("relay {relay}: {e}"))?;
         let peer = stream.peer_addr().map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
         let conn = self.start_conn(stream, peer, true);
-        let (me, mut rx) = self.open_session();
+        let (me, mut rx) = self.open_session(false);
         let tid = super::msrp::uri::random_chars(12);
         let auth = Frame::request(tid.clone(), "AUTH")
             .with("To-Path", relay_uri.to_string())
@@ -260,9 +380,12 @@ impl Transport {
 
     /// Start the reader and writer of a connection. `keep` holds the connection open while
     /// no session uses it (accepted connections, the relay).
-    fn start_conn(&self, stream: TcpStream, peer: SocketAddr, keep: bool) -> Conn {
-        let _ = stream.set_nodelay(true);
-        let (mut rd, mut wr) = stream.into_split();
+    /// The stream is TCP or TLS over TCP; nothing above it knows which.
+    fn start_conn<S>(&self, stream: S, peer: SocketAddr, keep: bool) -> Conn
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (mut rd, mut wr) = tokio::io::split(stream);
         let (tx, mut rx) = mpsc::channel::<Bytes>(1024);
         let (closed_tx, closed) = watch::channel(false);
         let closed_tx = Arc::new(closed_tx);

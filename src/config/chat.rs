@@ -28,6 +28,14 @@ pub struct ChatConfig {
     /// MSRP listener, `IP:PORT`.
     #[serde(default = "default_msrp_listen")]
     pub msrp_listen: String,
+    /// MSRP over TLS listener (`msrps:`, RFC 4975 §6, §14), `IP:PORT`; off when unset. It
+    /// serves `[sip.tls]`'s certificate.
+    #[serde(default)]
+    pub msrps_listen: Option<String>,
+    /// Offer MSRP over TLS (`TCP/TLS/MSRP`, an `msrps:` path) in the sessions stox starts. A
+    /// peer without TLS refuses the offer and gets MESSAGEs instead, as for any refusal.
+    #[serde(default)]
+    pub offer_tls: bool,
     /// Host or IP the SIP side reaches the MSRP listener at (put in `a=path`); default: the
     /// listen IP, or the SIP listen IP when that is a wildcard.
     #[serde(default)]
@@ -63,6 +71,8 @@ impl Default for ChatConfig {
             mode: default_mode(),
             domains: BTreeMap::new(),
             msrp_listen: default_msrp_listen(),
+            msrps_listen: None,
+            offer_tls: false,
             msrp_host: None,
             relay: None,
             idle_timeout_secs: default_idle(),
@@ -84,8 +94,30 @@ impl ChatConfig {
             .map_or(self.mode, |(_, m)| *m)
     }
 
-    /// Problems in this section.
-    pub fn validate(&self, problems: &mut Vec<String>) {
+    /// Problems in this section; `tls_cert` says whether `[sip.tls]` has a certificate.
+    pub fn validate(&self, tls_cert: bool, problems: &mut Vec<String>) {
+        if let Some(l) = &self.msrps_listen {
+            if l.parse::<std::net::SocketAddr>().is_err() {
+                problems.push(format!("chat.msrps_listen {l:?}: expected IP:PORT"));
+            }
+            if !tls_cert {
+                problems.push(
+                    "chat.msrps_listen needs a certificate: set sip.tls.cert_file and key_file"
+                        .into(),
+                );
+            }
+            if self.relay.is_some() {
+                // Our relay connection is plain TCP: a TLS session through it would be TLS in
+                // name only on the first hop.
+                problems.push(
+                    "chat.msrps_listen: MSRP over TLS through chat.relay is not supported".into(),
+                );
+            }
+        }
+        if self.offer_tls && self.msrps_listen.is_none() {
+            problems
+                .push("chat.offer_tls needs chat.msrps_listen (the peer connects to it)".into());
+        }
         if self.msrp_listen.parse::<std::net::SocketAddr>().is_err() {
             problems.push(format!(
                 "chat.msrp_listen {:?}: expected IP:PORT",
@@ -135,4 +167,61 @@ fn default_max_sessions() -> usize {
 }
 fn default_max_sessions_per_user() -> usize {
     50
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(c: &ChatConfig, cert: bool) -> Vec<String> {
+        let mut p = Vec::new();
+        c.validate(cert, &mut p);
+        p
+    }
+
+    /// MSRP over TLS: off by default; the listener needs `[sip.tls]`'s certificate and a valid
+    /// address, is refused with a (plain TCP) relay; offering TLS needs the listener.
+    #[test]
+    fn msrps_settings_are_checked() {
+        let base = ChatConfig::default();
+        assert!(base.msrps_listen.is_none() && !base.offer_tls);
+        assert!(problems(&base, false).is_empty());
+        let tls = |listen: Option<&str>, offer: bool, relay: Option<&str>| ChatConfig {
+            msrps_listen: listen.map(str::to_string),
+            offer_tls: offer,
+            relay: relay.map(str::to_string),
+            ..ChatConfig::default()
+        };
+        let table: &[(ChatConfig, bool, &[&str])] = &[
+            (tls(Some("0.0.0.0:2856"), true, None), true, &[]),
+            (tls(Some("0.0.0.0:2856"), false, None), true, &[]),
+            (
+                tls(Some("0.0.0.0:2856"), false, None),
+                false,
+                &["needs a certificate"],
+            ),
+            (
+                tls(Some("nowhere"), false, None),
+                true,
+                &["expected IP:PORT"],
+            ),
+            (
+                tls(Some("0.0.0.0:2856"), false, Some("r:2855")),
+                true,
+                &["through chat.relay"],
+            ),
+            (
+                tls(None, true, None),
+                true,
+                &["chat.offer_tls needs chat.msrps_listen"],
+            ),
+        ];
+        for (c, cert, want) in table {
+            let got = problems(c, *cert);
+            assert_eq!(got.len(), want.len(), "{c:?}: {got:?}");
+            for (g, w) in got.iter().zip(want.iter()) {
+                assert!(g.contains(w), "{g} lacks {w}");
+            }
+        }
+    }
 }

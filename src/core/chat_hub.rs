@@ -292,6 +292,16 @@ impl Router {
                 return;
             }
         };
+        if offer.tls && !self.chat.ctx.transport.tls() {
+            // RFC 4975 §14: a TLS offer is answered over TLS or not at all; answering it with
+            // a plain TCP path would downgrade what the offerer asked for.
+            debug!("MSRP over TLS offered but chat.msrps_listen is not set");
+            reject_later(
+                pending,
+                SipStatus::with_reason(488, "Not Acceptable Here (no MSRP over TLS)"),
+            );
+            return;
+        }
         let from_addr = crate::addr::SipAddr::parse(&msg.from).ok();
         let domain = from_addr
             .as_ref()

@@ -116,6 +116,10 @@ const FIELDS: &[Field] = &[
         c.chat.max_sessions_per_user.to_string()
     }),
     ("chat.msrp_listen", false, |c| c.chat.msrp_listen.clone()),
+    ("chat.msrps_listen", false, |c| {
+        format!("{:?}", c.chat.msrps_listen)
+    }),
+    ("chat.offer_tls", false, |c| c.chat.offer_tls.to_string()),
     ("chat.msrp_host", false, |c| {
         format!("{:?}", c.chat.msrp_host)
     }),

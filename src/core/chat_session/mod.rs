@@ -42,6 +42,8 @@ pub struct ChatSettings {
     pub idle: Duration,
     /// How long to wait for the peer's MSRP connection or first frame.
     pub connect_wait: Duration,
+    /// Offer MSRP over TLS in the sessions we start (`chat.offer_tls`).
+    pub offer_tls: bool,
 }
 
 /// Everything a session task needs.
@@ -151,7 +153,13 @@ pub async fn run(
     start: Start,
     mut cmds: mpsc::Receiver<Cmd>,
 ) {
-    let (local, frames) = ctx.transport.open_session();
+    // Inbound, the offer decides (the hub refused a TLS offer we cannot serve); outbound, the
+    // policy does.
+    let secure = match &start {
+        Start::Inbound { offer, .. } => offer.tls,
+        Start::Outbound { .. } => ctx.settings.offer_tls && ctx.transport.tls(),
+    };
+    let (local, frames) = ctx.transport.open_session(secure);
     let mut task = Task {
         ctx: ctx.clone(),
         parties,
@@ -302,6 +310,7 @@ impl Task {
             accept_wrapped: vec!["text/plain".into()],
             max_size: s.max_message,
             setup,
+            tls: self.local.secure,
         };
         // ---- set-up
         let (dialog, remote, role) = match start {
