@@ -42,7 +42,7 @@ PEERS = Path(os.environ.get("STOX_PEERS") or (ROOT.parent / "shared" / "peers"))
 from topology import (  # noqa: E402
     BOUNCE_WINDOW_MS, C2S_PORT, COMPONENT, COMPONENT_PORT, GW_PORT, KAMAILIO_PORT, RECONNECT_MAX_SECS,
     UAS_404_DOMAIN, UAS_404_PORT, UAS_CODE_DOMAIN, UAS_CODE_PORT, UAS_OK_DOMAIN, UAS_OK_PORT, UAS_TCP_DOMAIN,
-    UAS_TCP_PORT, XMPP_DOMAIN, PJSUA_DOMAIN, PJSUA_PORT, GW_MSRP_PORT, MSRP_UA_PORT, MSRP_DOMAIN, BARESIP_FB,
+    UAS_TCP_PORT, XMPP_DOMAIN, PJSUA_DOMAIN, PJSUA_PORT, GW_MSRP_PORT, GW_MSRPS_PORT, MSRP_UA_PORT, MSRP_DOMAIN, BARESIP_FB,
     BARESIP_FB_DOMAIN, CHAT_IDLE_SECS, MAX_HELD_BYTES, MSRP_PAGE_DOMAIN, METRICS_PORT, MSRP_UA_MSRP_PORT, SIP_AUTH_USER,
     SIP_AUTH_PASSWORD, GW_TLS_PORT, TLS_UAS_DOMAIN, TLS_UAS_PORT, BARESIP_TLS, BARESIP_TLS_DOMAIN,
 )
@@ -240,7 +240,7 @@ def tls_dir(state_dir: Path) -> Path:
     return state_dir.parent / "tls"
 
 
-def render_config(server_name: str, state_dir: Path, relay: Optional[str] = None) -> str:
+def render_config(server_name: str, state_dir: Path, relay: Optional[str] = None, offer_tls: bool = False) -> str:
     tls = tls_dir(state_dir)
     return f"""# rendered by integration/conftest.py for the {server_name} run
 [component]
@@ -287,7 +287,8 @@ state_dir = "{state_dir}"
 mode = "page"
 msrp_listen = "127.0.0.1:{GW_MSRP_PORT}"
 idle_timeout_secs = {CHAT_IDLE_SECS}
-{'relay = "%s"' % relay if relay else ''}
+{'relay = "%s"' % relay if relay else 'msrps_listen = "127.0.0.1:%d"' % GW_MSRPS_PORT}
+offer_tls = {'true' if offer_tls else 'false'}
 
 [chat.domains]
 "{MSRP_DOMAIN}" = "session"
@@ -341,6 +342,7 @@ class Gateway:
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self.relay: Optional[str] = None   # [chat] relay for the next start (MSRP relay tests)
+        self.offer_tls = False             # [chat] offer_tls for the next start (test_msrp_tls.py)
 
     def start(self):
         binary = stox_binary()
@@ -353,7 +355,7 @@ class Gateway:
         credentials_path(self.state_dir).write_text("# [access] digest users\n%s:%s\n" % (
             SIP_AUTH_USER, SIP_AUTH_PASSWORD))
         tls_peer.certs(tls_dir(self.state_dir))
-        self.config.write_text(render_config(self.server_name, self.state_dir, self.relay))
+        self.config.write_text(render_config(self.server_name, self.state_dir, self.relay, self.offer_tls))
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "stox=debug")
         env.setdefault("RUST_BACKTRACE", "1")
@@ -387,7 +389,7 @@ class Gateway:
 
     def rendered(self) -> str:
         """The config this run starts with."""
-        return render_config(self.server_name, self.state_dir, self.relay)
+        return render_config(self.server_name, self.state_dir, self.relay, self.offer_tls)
 
     def log_text(self) -> str:
         return read_log(self.log)

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Independent SIP (UDP) + MSRP (TCP) test user agent for the stox integration suite.  Notes: MSRP_UA.md.
+"""Independent SIP (UDP) + MSRP (TCP or TLS) test user agent for the stox integration suite.  Notes: MSRP_UA.md.
 
 Written from the RFC texts only (never from the gateway's Rust codec), stdlib only:
   RFC 3261  UA core over UDP: Timer A/E/B/F (§17.1), 2xx retransmitted until ACK (§13.3.1.4), ACK for 2xx as a
             new transaction (§13.2.2.4), dialogs (§12), BYE (§15);  RFC 4566 + RFC 4975 §8 SDP offer/answer
   RFC 4975  MSRP framing (§7.1, §9), SEND chunks (§7.1.1), REPORT (§7.1.2-7.1.4), responses (§7.2), receiving (§7.3)
   RFC 4976  relay AUTH + Use-Path (§5.1);  RFC 3994 isComposing;  RFC 6135 a=setup (connection direction)
+  RFC 4975 §6, §8.1, §14: MSRP over TLS with Python's ssl module (OpenSSL): MsrpUa(tls={"cert", "key", "ca"}) uses
+            msrps: URIs and TCP/TLS/MSRP only, verifies the peer's certificate for the host of its msrps: URI
 
     ua = MsrpUa(sip_port=5131, msrp_port=2861, user="romeo").start()
     s = ua.invite("sip:juliet@localhost", via_host_port=("127.0.0.1", 5070))
@@ -20,7 +22,9 @@ import argparse
 import os
 import re
 import secrets
+import select
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -125,10 +129,12 @@ def _sip_bytes(first: str, lines: list[str], body: bytes = b"", ctype: Optional[
 
 
 def build_sdp(port: int, path: list[str], accept_types: str, max_size=None, setup=None, host="127.0.0.1") -> str:
-    """RFC 4975 §8.1/§8.2: c= and the m= port are those of our own URI (the last one of the path)."""
+    """RFC 4975 §8.1/§8.2: c= and the m= port are those of our own URI (the last one of the path); an msrps: URI
+    means TCP/TLS/MSRP (§8.1, §14)."""
     v = int(time.time())
+    proto = "TCP/TLS/MSRP" if path[-1].lower().startswith("msrps:") else "TCP/MSRP"
     lines = ["v=0", "o=- %d %d IN IP4 %s" % (v, v, host), "s=-", "c=IN IP4 " + host, "t=0 0",
-             "m=message %d TCP/MSRP *" % port, "a=accept-types:" + accept_types, "a=path:" + " ".join(path)]
+             "m=message %d %s *" % (port, proto), "a=accept-types:" + accept_types, "a=path:" + " ".join(path)]
     lines += (["a=max-size:%d" % max_size] if max_size is not None else []) + (["a=setup:" + setup] if setup else [])
     return "\r\n".join(lines) + "\r\n"
 
@@ -278,6 +284,9 @@ class Conn:
     def __init__(self, ua: "MsrpUa", sock: socket.socket, key=None, inbound=False, relay=False):
         self.sock, self.key, self.inbound, self.relay = sock, key, inbound, relay
         self.parser, self.send_lock, self.alive, self.requests = FrameParser(), threading.Lock(), True, 0
+        # An OpenSSL connection must not be read and written by two threads at once: over TLS the reader takes
+        # send_lock too, and only once select() says there is something to read (so writers do not starve).
+        self.tls = isinstance(sock, ssl.SSLSocket)
         self.name = "%s:%s:%d" % ("in" if inbound else "out", *sock.getpeername()[:2])
         self.thread = threading.Thread(target=ua._reader, args=(self,), name="msrp-" + self.name, daemon=True)
 
@@ -301,7 +310,7 @@ class Session:
     def __init__(self, ua: "MsrpUa", role: str, call_id: str):
         self.ua, self.role, self.call_id = ua, role, call_id
         self.local_sid = secrets.token_urlsafe(12)          # 96 random bits (RFC 4975 §8.2, §14.1)
-        self.local_uri = "msrp://%s:%d/%s;tcp" % (ua.host, ua.msrp_port, self.local_sid)
+        self.local_uri = "%s://%s:%d/%s;tcp" % ("msrps" if ua.tls else "msrp", ua.host, ua.msrp_port, self.local_sid)
         self.use_path: list[str] = []                       # from the relay's AUTH response
         self.remote_path: list[str] = []                    # the peer's a=path
         self.remote_accept_types: list[str] = []
@@ -403,12 +412,21 @@ class Session:
 class MsrpUa:
     """SIP UA on UDP host:sip_port + MSRP endpoint on TCP host:msrp_port; threads: SIP receive (+timers), MSRP
     accept, one reader per connection; shared state under self.lock, waits on self.cond.
+    With tls={"cert", "key", "ca"} every session is MSRP over TLS (msrps:, TCP/TLS/MSRP), the listener speaks TLS, and
+    a TCP/MSRP offer gets 488.
     Knobs: answer_mode ('accept' or an int SIP code), bodiless_first, accept_types, max_size (a=max-size of our
     answers and 413 limit), setup_answer (a=setup we pick for an actpass offer), relay_to_path ('remote'|'use-path')."""
 
     def __init__(self, sip_port: int = 0, msrp_port: int = 0, user: str = "romeo", host: str = "127.0.0.1",
-                 relay: Optional[tuple[str, int]] = None):
-        self.user, self.host, self.relay = user, host, relay
+                 relay: Optional[tuple[str, int]] = None, tls: Optional[dict] = None):
+        self.user, self.host, self.relay, self.tls = user, host, relay, tls
+        self.tls_errors: list[str] = []           # failed TLS handshakes (either direction)
+        if tls:
+            # RFC 4975 §14.2: the certificate must be valid for the host of the msrps: URI; our listener serves ours.
+            self.tls_client = ssl.create_default_context(cafile=str(tls["ca"]))
+            self.tls_client.check_hostname = True
+            self.tls_server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls_server.load_cert_chain(str(tls["cert"]), str(tls["key"]))
         self.answer_mode: object = "accept"
         self.bodiless_first, self.accept_types, self.max_size = True, DEFAULT_ACCEPT, None
         self.setup_answer, self.relay_to_path = "passive", "remote"
@@ -661,7 +679,7 @@ class MsrpUa:
         s, now = Session(self, "uas", call_id), time.monotonic()
         s.sdp_offer = msg["body"].decode("utf-8", "replace")
         offer = parse_sdp(s.sdp_offer)
-        code = 200 if offer["m"] and offer["m"][2:3] == ["TCP/MSRP"] else 488
+        code = 200 if offer["m"] and offer["m"][2:3] == [self.proto()] else 488
         if not any(type_ok(t, s.local_accept) for t in offer["accept_types"]):
             code = 488                                        # RFC 4975 §8.6: no payload type in common
         if self.answer_mode != "accept" or code != 200:
@@ -687,11 +705,18 @@ class MsrpUa:
                            extra=["Contact: " + self.contact] + ["Record-Route: " + v for v in h.get_all("record-route")])
         self._retx[call_id] = [data, addr, now + T1, T1, now + TIMER_B]
 
+    def proto(self) -> str:
+        """The one m=message protocol of this UA (RFC 4975 §8.1, §14)."""
+        return "TCP/TLS/MSRP" if self.tls else "TCP/MSRP"
+
     def _check_sdp(self, sdp: dict, what: str):
-        """RFC 4975 §8.1 (c=/m= match our peer's URI), §8.2 (a=path, explicit ports), §8.6 (a=accept-types)."""
+        """RFC 4975 §8.1 (c=/m= match our peer's URI), §8.2 (a=path, explicit ports), §8.6 (a=accept-types);
+        over TLS (§14) the peer's own URI is msrps:."""
         m, path = sdp["m"], sdp["path"]
         last = parse_msrp_uri(path[-1]) if path else None
-        for bad, text in ((m is None or len(m) < 4 or m[2] != "TCP/MSRP" or m[3] != "*", "m= line %r" % m),
+        scheme = "msrps" if self.tls else "msrp"
+        for bad, text in ((m is None or len(m) < 4 or m[2] != self.proto() or m[3] != "*", "m= line %r" % m),
+                          (last is not None and last["scheme"] != scheme, "last path URI is not %s:" % scheme),
                           (not path, "no a=path"), (not sdp["accept_types"], "no a=accept-types"),
                           (last and m and m[1:2] != [str(last["port"])], "m= port differs from the path URI port (§8.1)"),
                           (last and sdp["c"] and sdp["c"].lower() != last["host"], "c= differs from the path URI host"),
@@ -757,11 +782,42 @@ class MsrpUa:
         self.lsock.settimeout(0.2)
         while not self._stop.is_set():
             try:
-                self._add_conn(Conn(self, self.lsock.accept()[0], inbound=True))
+                sock = self.lsock.accept()[0]
             except socket.timeout:
                 continue
             except OSError:
                 return
+            if self.tls:        # the handshake in its own thread: a silent client does not block the next one
+                threading.Thread(target=self._tls_accept, args=(sock,), daemon=True).start()
+            else:
+                self._add_conn(Conn(self, sock, inbound=True))
+
+    def _tls_accept(self, sock: socket.socket):
+        sock.settimeout(5)
+        try:
+            tls = self.tls_server.wrap_socket(sock, server_side=True)
+        except (OSError, ssl.SSLError) as e:
+            with self.lock:
+                self.tls_errors.append("accept: %r" % e)
+            sock.close()
+            return
+        self._add_conn(Conn(self, tls, inbound=True))
+
+    def _connect(self, p: dict, key: tuple) -> socket.socket:
+        """TCP to key; for an msrps: URI, TLS on it, verifying the certificate for the URI's host (§14.2)."""
+        sock = socket.create_connection(key, timeout=5)
+        if p["scheme"] != "msrps":
+            return sock
+        if not self.tls:
+            sock.close()
+            raise ValueError("msrps: URI but this UA has no TLS settings")
+        try:
+            return self.tls_client.wrap_socket(sock, server_hostname=key[0])
+        except (OSError, ssl.SSLError) as e:
+            with self.lock:
+                self.tls_errors.append("connect %s:%d: %r" % (key[0], key[1], e))
+            sock.close()
+            raise
 
     def _add_conn(self, c: Conn) -> Conn:
         with self.lock:
@@ -787,7 +843,7 @@ class MsrpUa:
                     break
             else:
                 c = None
-        c = c or self._add_conn(Conn(self, socket.create_connection(key, timeout=5), key=key))
+        c = c or self._add_conn(Conn(self, self._connect(p, key), key=key))
         with self.lock:
             if s.conn is None or not s.conn.alive:
                 s.conn = c
@@ -837,11 +893,19 @@ class MsrpUa:
             raise RuntimeError("relay AUTH failed: %d %s (Digest is not implemented)" % (r.code, r.comment))
         return r.headers["Use-Path"].split()
 
+    def _recv(self, c: Conn) -> bytes:
+        if not c.tls:
+            return c.sock.recv(65536)
+        if not c.sock.pending() and not select.select([c.sock], [], [], 0.2)[0]:
+            raise socket.timeout()
+        with c.send_lock:
+            return c.sock.recv(65536)
+
     def _reader(self, c: Conn):
-        c.sock.settimeout(0.2)
+        c.sock.settimeout(0.05 if c.tls else 0.2)
         while not self._stop.is_set() and c.alive:
             try:
-                data = c.sock.recv(65536)
+                data = self._recv(c)
             except socket.timeout:
                 continue
             except OSError:
@@ -1024,9 +1088,10 @@ class MsrpUa:
 
 
 # ---------------------------------------------------------------------------------------- self-test
-def selftest(relay: Optional[tuple] = None) -> int:
-    """Two UAs against each other (A optionally behind the relay); prints SELFTEST OK and returns the exit code."""
-    a, b = MsrpUa(user="alice", relay=relay).start(), MsrpUa(user="bob").start()
+def selftest(relay: Optional[tuple] = None, tls: Optional[dict] = None) -> int:
+    """Two UAs against each other (A optionally behind the relay, both optionally over TLS); prints SELFTEST OK and
+    returns the exit code."""
+    a, b = MsrpUa(user="alice", relay=relay, tls=tls).start(), MsrpUa(user="bob", tls=tls).start()
     notes: list[str] = []
 
     def check(cond, what):
@@ -1117,9 +1182,13 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("selftest", help="two UAs against each other (no gateway)").add_argument(
         "--relay", help="HOST:PORT of an RFC 4976 relay used by UA A, e.g. 127.0.0.1:2855")
+    ap._subparsers._group_actions[0].choices["selftest"].add_argument(
+        "--tls", metavar="DIR", help="MSRP over TLS with DIR/peer.crt, DIR/peer.key (for 127.0.0.1) and DIR/ca.crt")
     args = ap.parse_args(argv)
     host, _, port = (args.relay or "").rpartition(":")
-    return selftest((host, int(port)) if args.relay else None)
+    tls = {"cert": os.path.join(args.tls, "peer.crt"), "key": os.path.join(args.tls, "peer.key"),
+           "ca": os.path.join(args.tls, "ca.crt")} if args.tls else None
+    return selftest((host, int(port)) if args.relay else None, tls)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ PJSUA_DOMAIN = "pjsua.test"     # static route -> 127.0.0.1:PJSUA_PORT (SUBSCRIB
 BARESIP_P1 = (5111, 4461)       # baresip presence peers: SIP port, ctrl_tcp port
 BARESIP_P2 = (5121, 4471)
 GW_MSRP_PORT = 2870             # the gateway's MSRP listener ([chat] msrp_listen)
+GW_MSRPS_PORT = 2871            # the gateway's MSRP over TLS listener ([chat] msrps_listen, [sip.tls] certificate)
 MSRP_UA_PORT = 5131             # msrp_ua.py SIP port (route "msrp.test"; [chat.domains] session)
 MSRP_UA_MSRP_PORT = 2861        # msrp_ua.py MSRP port
 MSRP_DOMAIN = "msrp.test"

@@ -40,6 +40,12 @@ impl Cert {
     fn der(&self) -> CertificateDer<'static> {
         CertificateDer::from_pem_file(&self.crt).unwrap()
     }
+
+    /// Put `other`'s files where this certificate's are (a renewal at the same path).
+    fn replace_with(&self, other: &Cert) {
+        std::fs::copy(&other.crt, &self.crt).unwrap();
+        std::fs::copy(&other.key, &self.key).unwrap();
+    }
 }
 
 fn tmp_dir(name: &str) -> PathBuf {
@@ -155,6 +161,15 @@ fn send_frame(tid: &str, to: &str, from: &str, text: &str) -> String {
 
 /// A TLS client that trusts only `trust` and checks the certificate names 127.0.0.1.
 async fn tls_connect(to: &str, trust: &Cert) -> tokio_rustls::client::TlsStream<TcpStream> {
+    try_tls_connect(to, trust)
+        .await
+        .expect("TLS handshake with the gateway's msrps listener")
+}
+
+async fn try_tls_connect(
+    to: &str,
+    trust: &Cert,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(trust.der()).unwrap();
     let cfg = rustls::ClientConfig::builder_with_provider(provider())
@@ -167,7 +182,6 @@ async fn tls_connect(to: &str, trust: &Cert) -> tokio_rustls::client::TlsStream<
     tokio_rustls::TlsConnector::from(Arc::new(cfg))
         .connect(name, tcp)
         .await
-        .expect("TLS handshake with the gateway's msrps listener")
 }
 
 /// RFC 4975 §14, RFC 7573 (CHAT-8, CHAT-7): a SIP user's TLS offer is answered with
@@ -360,4 +374,57 @@ async fn an_untrusted_msrps_peer_is_not_talked_to() {
             break;
         }
     }
+}
+
+/// The `msrps` listener serves `[sip.tls]`'s certificate through the same resolver: a reload
+/// with renewed files changes what new MSRP handshakes see, and an open MSRP connection keeps
+/// working.
+#[tokio::test]
+async fn reload_swaps_the_msrps_certificate_for_new_handshakes() {
+    let dir = tmp_dir("reload");
+    let (gw, renewed) = (Cert::new(&dir, "gw"), Cert::new(&dir, "renewed"));
+    let original = Cert::new(&dir, "original");
+    original.replace_with(&gw);
+    let mut h = Harness::start(msrps_opts(&gw, None, false)).await;
+    let ours = "msrps://127.0.0.1:9/tlssess3;tcp";
+    let sent = h
+        .sip_send(invite_with(&h, &offer_sdp("TCP/TLS/MSRP", ours)))
+        .await;
+    let accepted = h.sip_final(&sent).await;
+    assert_eq!(accepted.code(), Some(200), "{}", accepted.start);
+    let answer = accepted.body_str().to_string();
+    let path = attr_line(&answer, "path").unwrap().to_string();
+    let authority = MsrpUri::parse(&path).unwrap().authority();
+    let mut old_conn = tls_connect(&authority, &original).await;
+
+    gw.replace_with(&renewed);
+    let plan =
+        h.gw.as_ref()
+            .unwrap()
+            .reload()
+            .await
+            .expect("reload applies");
+    assert!(
+        plan.applied.iter().any(|k| k.starts_with("sip.tls")),
+        "{}",
+        plan.summary()
+    );
+    try_tls_connect(&authority, &renewed)
+        .await
+        .expect("a new msrps handshake gets the renewed certificate");
+    assert!(
+        try_tls_connect(&authority, &original).await.is_err(),
+        "the old certificate is no longer served"
+    );
+
+    let mut d = Decoder::new(1 << 20);
+    let send = send_frame("tls00003", &path, ours, "after the renewal");
+    old_conn.write_all(send.as_bytes()).await.unwrap();
+    let resp = read_frame(&mut old_conn, &mut d).await;
+    assert!(
+        matches!(resp.start, StartLine::Response(200, _)),
+        "{resp:?}"
+    );
+    let m = h.next_message().await;
+    assert_eq!(body_of(&m), "after the renewal");
 }
