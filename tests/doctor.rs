@@ -283,6 +283,10 @@ fn sip_port_in_use_fails_naming_the_port() {
     let c = sockets::check_msrp(ta);
     assert_eq!((c.level, c.area), (Level::Fail, "msrp"), "{c}");
     assert!(c.message.contains("chat.msrp_listen"), "{c}");
+    let c = sockets::check_msrps(ta);
+    assert_eq!((c.level, c.area), (Level::Fail, "msrp"), "{c}");
+    assert!(c.message.contains(&format!("tls {ta}")), "{c}");
+    assert!(c.message.contains("chat.msrps_listen"), "{c}");
 }
 
 fn tmpdir(name: &str) -> PathBuf {

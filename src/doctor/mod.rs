@@ -10,8 +10,8 @@
 //!   (stream header, `<handshake/>` = hex SHA-1 of stream id + secret) with the configured
 //!   secret, telling accepted, `not-authorized`, `host-unknown`, `conflict` and timeouts
 //!   apart; the stream is closed right after;
-//! - [`sockets::check_listen`] / [`sockets::check_msrp`]: every SIP socket and the MSRP
-//!   listener can be bound (in use, permission, foreign address);
+//! - [`sockets::check_listen`] / [`sockets::check_msrp`] / [`sockets::check_msrps`]: every SIP
+//!   socket and the MSRP listeners can be bound (in use, permission, foreign address);
 //! - [`dns::check_dns`]: `_sip._udp` / `_sip._tcp` SRV records of the served XMPP domains
 //!   and the addresses of their targets (missing records are warnings);
 //! - [`store::check_store`]: the state directory exists or can be created, is writable, and
@@ -246,6 +246,9 @@ pub async fn run(path: &Path, opts: &Options) -> Vec<Check> {
     }
     if let Ok(addr) = cfg.chat.msrp_listen.parse() {
         out.push(sockets::check_msrp(addr));
+    }
+    if let Some(Ok(addr)) = cfg.chat.msrps_listen.as_deref().map(str::parse) {
+        out.push(sockets::check_msrps(addr));
     }
     out.extend(store::check_store(&cfg.presence.state_dir, opts.store_busy).await);
     out.extend(dns);

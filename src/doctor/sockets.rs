@@ -1,4 +1,5 @@
-//! Can stox bind its SIP sockets (`sip.listen`) and its MSRP listener (`chat.msrp_listen`)?
+//! Can stox bind its SIP sockets (`sip.listen`) and its MSRP listeners (`chat.msrp_listen`,
+//! `chat.msrps_listen`)?
 //!
 //! Each socket is bound the way `stox run` binds it (a UDP socket, a TCP listener) and
 //! released at once. The usual failures each get their fix: a port in use (a running stox
@@ -30,15 +31,24 @@ pub fn check_listen(l: Listen) -> Check {
 
 /// Bind the MSRP listener (TCP).
 pub fn check_msrp(addr: SocketAddr) -> Check {
+    check_msrp_key(addr, "tcp", "chat.msrp_listen")
+}
+
+/// Bind the MSRP over TLS listener (a TCP socket too: TLS starts after accept).
+pub fn check_msrps(addr: SocketAddr) -> Check {
+    check_msrp_key(addr, "tls", "chat.msrps_listen")
+}
+
+fn check_msrp_key(addr: SocketAddr, transport: &str, key: &str) -> Check {
     let l = Listen::Tcp(addr);
     let bound = std::net::TcpListener::bind(addr).map(drop);
     judge(
         "msrp",
-        &format!("tcp {addr}"),
+        &format!("{transport} {addr}"),
         l,
         bound,
         "stox (or an MSRP relay) already runs",
-        "chat.msrp_listen",
+        key,
     )
 }
 
