@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from conftest import stox_binary
-from topology import COMPONENT, COMPONENT_PORT, GW_MSRP_PORT, GW_PORT, XMPP_DOMAIN
+from topology import COMPONENT, COMPONENT_PORT, GW_MSRP_PORT, GW_MSRPS_PORT, GW_PORT, XMPP_DOMAIN
 
 NS_PING = "urn:xmpp:ping"
 
@@ -107,6 +107,7 @@ def test_doctor_while_the_gateway_runs(stox, xmpp_server, alice):
     assert held in line(out, "FAIL  sip: udp 127.0.0.1:%d" % GW_PORT), out
     assert held in line(out, "FAIL  sip: tcp 127.0.0.1:%d" % GW_PORT), out
     assert held in line(out, "FAIL  msrp: tcp 127.0.0.1:%d" % GW_MSRP_PORT), out
+    assert held in line(out, "FAIL  msrp: tls 127.0.0.1:%d" % GW_MSRPS_PORT), out
     assert "is open in process %d (stox)" % pid in line(out, "info  store:"), out
     assert re.search(r"^ok    store: .*stox\.sqlite3 opens", out, re.M), out
     if xmpp_server.name == "prosody":
