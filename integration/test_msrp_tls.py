@@ -1,4 +1,4 @@
-"""MSRP over TLS (RFC 4975 §6, §8.1, §14; RFC 7573) with the real XMPP servers: alice on Prosody/ejabberd chats
+"""MSRP over TLS (CHAT-9, CHAT-23; RFC 4975 §6, §8.1, §14; RFC 7573) with the real XMPP servers: alice on Prosody/ejabberd chats
 with msrp_ua.py over an MSRP session on TLS, in both directions. msrp_ua.py does its TLS with Python's ssl module
 (OpenSSL), apart from stox's rustls: it serves the run's peer.crt and verifies stox's gw.crt against the run's CA
 (conftest.tls_dir), for the host of stox's msrps: URI; stox verifies peer.crt through [sip.tls] ca_file.
@@ -32,7 +32,7 @@ def clean(ua: MsrpUa):
     assert ua.tls_errors == [], "TLS handshakes failed: %s" % ua.tls_errors
 
 
-def test_msrps_sip_user_opens_a_tls_session_and_both_talk(alice, stox, run_id):
+def test_chat_23_msrps_sip_user_opens_a_tls_session_and_both_talk(alice, stox, run_id):
     ua = tls_ua(stox)
     try:
         s = ua.invite(ALICE_SIP, via_host_port=GW, from_uri="sip:romeo@%s" % MSRP_DOMAIN)
@@ -54,7 +54,7 @@ def test_msrps_sip_user_opens_a_tls_session_and_both_talk(alice, stox, run_id):
     clean(ua)
 
 
-def test_msrps_plain_offer_still_gets_a_plain_answer(alice, stox, run_id):
+def test_chat_23_msrps_plain_offer_still_gets_a_plain_answer(alice, stox, run_id):
     """The listener adds TLS; it does not force it: a TCP/MSRP offer keeps its msrp: answer."""
     ua = tls_ua(stox, tls=False)
     try:
@@ -81,7 +81,7 @@ def offering_tls(stox, gateway):
         gateway.start()
 
 
-def test_msrps_xmpp_user_opens_a_tls_session_and_both_talk(offering_tls, run_id):
+def test_chat_23_msrps_xmpp_user_opens_a_tls_session_and_both_talk(offering_tls, run_id):
     from topology import C2S_PORT
     from xmpp_helper import XmppClient
     ua = tls_ua(offering_tls)
@@ -106,7 +106,7 @@ def test_msrps_xmpp_user_opens_a_tls_session_and_both_talk(offering_tls, run_id)
     clean(ua)
 
 
-def test_msrps_offer_is_refused_by_a_plain_peer_and_falls_back_to_message(offering_tls, run_id):
+def test_chat_23_msrps_offer_is_refused_by_a_plain_peer_and_falls_back_to_message(offering_tls, run_id):
     """A peer without TLS answers the TLS offer 488: alice's message still arrives, as a MESSAGE; no session is
     downgraded to TCP."""
     from topology import C2S_PORT

@@ -1,4 +1,4 @@
-//! MSRP over TLS (RFC 4975 §6, §8.1, §14; RFC 7573) against the in-process gateway: a SIP
+//! MSRP over TLS (CHAT-9, CHAT-23; RFC 4975 §6, §8.1, §14; RFC 7573) against the in-process gateway: a SIP
 //! user's `TCP/TLS/MSRP` offer answered with an `msrps:` path and a chat both ways over a TLS
 //! connection to the gateway's `msrps` listener; an XMPP user's session offered over TLS, the
 //! gateway connecting to the peer's `msrps:` URI and verifying its certificate; a TLS offer
@@ -189,7 +189,7 @@ async fn try_tls_connect(
 /// user and her reply comes back over the same TLS connection. A silent client connected first
 /// does not stall the listener.
 #[tokio::test]
-async fn sip_user_opens_a_session_over_tls_and_both_talk() {
+async fn chat_9_23_sip_user_opens_a_session_over_tls_and_both_talk() {
     let dir = tmp_dir("in");
     let gw = Cert::new(&dir, "gw");
     let mut h = Harness::start(msrps_opts(&gw, None, false)).await;
@@ -239,7 +239,7 @@ async fn sip_user_opens_a_session_over_tls_and_both_talk() {
 /// RFC 4975 §14: without `chat.msrps_listen` a TLS offer is refused with 488, never answered
 /// with a plain TCP path.
 #[tokio::test]
-async fn tls_offer_without_an_msrps_listener_gets_488() {
+async fn chat_23_tls_offer_without_an_msrps_listener_gets_488() {
     let mut h = Harness::start(Opts {
         chat_mode: "session",
         ..support::opts()
@@ -254,7 +254,7 @@ async fn tls_offer_without_an_msrps_listener_gets_488() {
 /// `TCP/TLS/MSRP` with an `msrps:` path; the gateway connects to the answer's `msrps:` URI,
 /// verifies the peer's certificate (trusted through `ca_file`), and the chat runs both ways.
 #[tokio::test]
-async fn xmpp_user_opens_a_session_over_tls_and_both_talk() {
+async fn chat_9_23_xmpp_user_opens_a_session_over_tls_and_both_talk() {
     let dir = tmp_dir("out");
     let (gw, peer) = (Cert::new(&dir, "gw"), Cert::new(&dir, "peer"));
     let mut h = Harness::start(msrps_opts(&gw, Some(&peer), true)).await;
@@ -320,7 +320,7 @@ async fn xmpp_user_opens_a_session_over_tls_and_both_talk() {
 /// trust (no `ca_file` for this self-signed one) fails the handshake, no MSRP is sent on it,
 /// and the session ends with BYE.
 #[tokio::test]
-async fn an_untrusted_msrps_peer_is_not_talked_to() {
+async fn chat_23_an_untrusted_msrps_peer_is_not_talked_to() {
     let dir = tmp_dir("untrusted");
     let (gw, peer) = (Cert::new(&dir, "gw"), Cert::new(&dir, "peer"));
     let h = Harness::start(msrps_opts(&gw, None, true)).await;
@@ -380,7 +380,7 @@ async fn an_untrusted_msrps_peer_is_not_talked_to() {
 /// with renewed files changes what new MSRP handshakes see, and an open MSRP connection keeps
 /// working.
 #[tokio::test]
-async fn reload_swaps_the_msrps_certificate_for_new_handshakes() {
+async fn chat_23_reload_swaps_the_msrps_certificate_for_new_handshakes() {
     let dir = tmp_dir("reload");
     let (gw, renewed) = (Cert::new(&dir, "gw"), Cert::new(&dir, "renewed"));
     let original = Cert::new(&dir, "original");
