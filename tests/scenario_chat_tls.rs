@@ -428,3 +428,43 @@ async fn chat_23_reload_swaps_the_msrps_certificate_for_new_handshakes() {
     let m = h.next_message().await;
     assert_eq!(body_of(&m), "after the renewal");
 }
+
+/// CHAT-23, RFC 4975 §6.1 (`msrps:` and `msrp:` URIs differ): a TLS session's id sent over a
+/// plain TCP connection gets 481 and reaches nobody; knowing the id does not step around TLS.
+#[tokio::test]
+async fn chat_23_a_tls_session_takes_no_frames_over_plain_tcp() {
+    let dir = tmp_dir("plain");
+    let gw = Cert::new(&dir, "gw");
+    let mut h = Harness::start(msrps_opts(&gw, None, false)).await;
+    // A plain session first, to learn the plain listener's address.
+    let plain = "msrp://127.0.0.1:9/plainse1;tcp";
+    let sent = h
+        .sip_send(invite_with(&h, &offer_sdp("TCP/MSRP", plain)))
+        .await;
+    let answer = h.sip_final(&sent).await.body_str().to_string();
+    let plain_gw = MsrpUri::parse(attr_line(&answer, "path").unwrap()).unwrap();
+    assert!(!plain_gw.secure, "{answer}");
+    let ours = "msrps://127.0.0.1:9/tlssess4;tcp";
+    let sent = h
+        .sip_send(invite_with(&h, &offer_sdp("TCP/TLS/MSRP", ours)))
+        .await;
+    let answer = h.sip_final(&sent).await.body_str().to_string();
+    let tls_path = attr_line(&answer, "path").unwrap().to_string();
+
+    let mut conn = TcpStream::connect(plain_gw.authority()).await.unwrap();
+    let mut d = Decoder::new(1 << 20);
+    let send = send_frame("tls00004", &tls_path, ours, "sneaking around TLS");
+    conn.write_all(send.as_bytes()).await.unwrap();
+    let resp = read_frame(&mut conn, &mut d).await;
+    assert!(
+        matches!(resp.start, StartLine::Response(481, _)),
+        "{resp:?}"
+    );
+    let leaked = h
+        .xmpp
+        .barrier()
+        .await
+        .iter()
+        .any(|e| body_of(e) == "sneaking around TLS");
+    assert!(!leaked, "a frame over plain TCP reached the TLS session");
+}

@@ -3,7 +3,9 @@
 //!
 //! TLS only changes the byte stream under a connection: `msrps:` URIs name the TLS listener,
 //! and a connection to an `msrps:` first hop verifies the peer's certificate for the URI's
-//! host (RFC 4975 §14.2) with the SIP TLS trust (system roots plus `sip.tls.ca_file`).
+//! host (RFC 4975 §14.2) with the SIP TLS trust (system roots plus `sip.tls.ca_file`). A
+//! session with an `msrps:` URI takes frames from TLS connections only: its session-id sent
+//! over plain TCP gets 481, so knowing the id is not enough to step around TLS.
 //!
 //! A connection is a reader and a writer task. The reader decodes frames and routes each to
 //! the session named by the session-id of the last To-Path URI, so several sessions can
@@ -99,8 +101,8 @@ impl Conn {
 }
 
 /// Session-id -> the session's frame queue (boxed frames: every session has a queue, whose
-/// blocks are sized by the element type).
-type Routes = Arc<Mutex<HashMap<String, mpsc::Sender<Box<Inbound>>>>>;
+/// blocks are sized by the element type) and whether it is a TLS session.
+type Routes = Arc<Mutex<HashMap<String, (mpsc::Sender<Box<Inbound>>, bool)>>>;
 /// Open connections we made, by authority: the writer (weak: unused ones close), the
 /// closed flag and the peer address.
 type Pool = Arc<Mutex<HashMap<String, PoolEntry>>>;
@@ -165,7 +167,7 @@ impl Transport {
                     Ok((stream, peer)) => {
                         debug!(%peer, "MSRP connection accepted");
                         let _ = stream.set_nodelay(true);
-                        acceptor.start_conn(stream, peer, true);
+                        acceptor.start_conn(stream, peer, true, false);
                     }
                     Err(e) => {
                         warn!(error = %e, "MSRP accept failed");
@@ -202,7 +204,7 @@ impl Transport {
                     match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             debug!(%peer, "MSRP TLS connection accepted");
-                            t.start_conn(tls, peer, true);
+                            t.start_conn(tls, peer, true, true);
                         }
                         Ok(Err(e)) => debug!(%peer, error = %e, "MSRP TLS handshake failed"),
                         Err(_) => debug!(%peer, "MSRP TLS handshake timed out"),
@@ -248,7 +250,7 @@ impl Transport {
         }
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         let id = uri.session_id.clone().unwrap_or_default();
-        lock(&self.routes).insert(id, tx);
+        lock(&self.routes).insert(id, (tx, uri.secure));
         (uri, rx)
     }
 
@@ -299,10 +301,10 @@ impl Transport {
                 .await
                 .map_err(|_| format!("{authority}: TLS handshake timed out"))?
                 .map_err(|e| format!("{authority}: TLS: {e}"))?;
-            self.start_conn(tls, peer, false)
+            self.start_conn(tls, peer, false, true)
         } else {
             let _ = stream.set_nodelay(true);
-            self.start_conn(stream, peer, false)
+            self.start_conn(stream, peer, false, false)
         };
         lock(&self.pool).insert(key, (conn.tx.downgrade(), conn.closed.clone(), peer));
         Ok(conn)
@@ -338,7 +340,7 @@ impl Transport {
             .map_err(|e| format!("relay {relay}: {e}"))?;
         let peer = stream.peer_addr().map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
-        let conn = self.start_conn(stream, peer, true);
+        let conn = self.start_conn(stream, peer, true, false);
         let (me, mut rx) = self.open_session(false);
         let tid = super::msrp::uri::random_chars(12);
         let auth = Frame::request(tid.clone(), "AUTH")
@@ -380,8 +382,8 @@ impl Transport {
 
     /// Start the reader and writer of a connection. `keep` holds the connection open while
     /// no session uses it (accepted connections, the relay).
-    /// The stream is TCP or TLS over TCP; nothing above it knows which.
-    fn start_conn<S>(&self, stream: S, peer: SocketAddr, keep: bool) -> Conn
+    /// The stream is TCP or TLS over TCP (`tls`); above the routing, nothing knows which.
+    fn start_conn<S>(&self, stream: S, peer: SocketAddr, keep: bool, tls: bool) -> Conn
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -457,7 +459,10 @@ impl Transport {
                         closed: closed_rx.clone(),
                         peer,
                     };
-                    let target = session_of(&frame).and_then(|id| lock(&routes).get(&id).cloned());
+                    let target = session_of(&frame)
+                        .and_then(|id| lock(&routes).get(&id).cloned())
+                        .filter(|(_, secure)| tls || !*secure)
+                        .map(|(s, _)| s);
                     match target {
                         Some(s) => {
                             routed_any = true;
