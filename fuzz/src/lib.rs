@@ -228,18 +228,3 @@ pub fn skip_known(id: &str) -> bool {
     });
     skip.iter().any(|s| s == id || s == "all")
 }
-
-/// Known finding F6: a localpart that XEP-0106 unescaping does not give back when re-escaped
-/// (`\5c` not followed by an escape code: `a\5cb` unescapes to `a\b`, which escapes to `a\b`),
-/// so two JIDs share one SIP address.
-pub fn f6_non_canonical_escape(node: &str) -> bool {
-    use stox::addr::{escape_localpart, unescape_localpart};
-    !escape_localpart(&unescape_localpart(node)).eq_ignore_ascii_case(node)
-}
-
-/// Known finding F9 (jid 0.12.3): a full JID whose domain has a trailing dot
-/// (`juliet@example.com./balcony`) keeps the dot in its text but not in its offsets, so
-/// `resource()` is `/balcony`.
-pub fn f9_trailing_dot_jid(jid: &stox::addr::Jid) -> bool {
-    jid.as_str().contains("./")
-}

@@ -152,7 +152,8 @@ impl AddressMap {
     /// Errors: [`AddrError::NoUser`] without a user part, [`AddrError::NotServed`] for the
     /// component host when no XMPP domain is configured, [`AddrError::InvalidJid`] when the result
     /// violates the JID rules (including a localpart that Nodeprep would change the escaping of, or
-    /// one beginning or ending with a space, XEP-0106 §4.2).
+    /// one beginning or ending with a space, XEP-0106 §4.2) or is not in canonical form (preparing
+    /// it again changes it).
     pub fn sip_to_jid(&self, addr: &SipAddr) -> Result<Jid, AddrError> {
         let user = addr.user.as_deref().ok_or(AddrError::NoUser)?;
         let host = addr.host.to_ascii_lowercase();
@@ -160,7 +161,11 @@ impl AddressMap {
             local_jid(user, domain)?
         } else if host == self.component {
             match user.rsplit_once('@') {
-                Some((node, domain)) => local_jid(node, domain)?,
+                // A root dot names the same domain; the jid crate mis-reads a full JID whose
+                // domain keeps it (F9 in FUZZING.md).
+                Some((node, domain)) => {
+                    local_jid(node, domain.strip_suffix('.').unwrap_or(domain))?
+                }
                 None => {
                     let domain = self
                         .xmpp_domains
@@ -182,10 +187,20 @@ impl AddressMap {
             };
             local_jid(&aor, &self.component)?
         };
-        match &addr.gr {
-            Some(gr) => bare.with_resource_str(gr).map(Jid::from).map_err(jid_error),
-            None => Ok(Jid::from(bare)),
+        let jid = match &addr.gr {
+            Some(gr) => Jid::from(bare.with_resource_str(gr).map_err(jid_error)?),
+            None => Jid::from(bare),
+        };
+        // The jid crate's Nodeprep case-folds before NFKC, so a code point unassigned in
+        // Unicode 3.2 can come out in a form that preparing again changes (U+3250 gives `PTE`,
+        // which preps to `pte`). Such a JID is not canonical: the XMPP side would answer from
+        // the other spelling, which maps to a different SIP user.
+        if Jid::new(jid.as_str()).as_ref() != Ok(&jid) {
+            return Err(AddrError::InvalidJid(format!(
+                "`{jid}` is not in canonical form (stringprep changes it again)"
+            )));
         }
+        Ok(jid)
     }
 
     /// Maps a JID to a SIP-side address (RFC 7247 §6.5, ADDR-5, ADDR-11); the scheme is always
@@ -199,11 +214,50 @@ impl AddressMap {
     /// input alias for XEP-0100-style clients, when there is no `@` the last `%` plays its role if
     /// a valid host follows (`bob%other.org@sip.example.com` → `sip:bob@other.org`).
     ///
+    /// The mapping is kept reversible, so that a SIP user's reply reaches the JID that wrote:
+    /// the result must map back with [`AddressMap::sip_to_jid`], to this same JID unless the `%`
+    /// alias was used. A foreign AOR that points back into the gateway's own domains is left to
+    /// the caller, which refuses it (GEN-5).
+    ///
     /// Errors: [`AddrError::NoUser`] for a JID without localpart (or an empty user before the
     /// `@`), [`AddrError::NotServed`] for any other domain, [`AddrError::Malformed`] for an invalid
     /// foreign host or port, [`AddrError::InvalidJid`] for a localpart that unescapes to text
-    /// beginning or ending with a space (XEP-0106 §4.2).
+    /// beginning or ending with a space (XEP-0106 §4.2), and for a JID that is not the canonical
+    /// spelling of its SIP address (`\3a05060` for port 5060, a non-canonical escape, a domain
+    /// with a trailing dot) or whose SIP address has no JID at all (over the length limits).
     pub fn jid_to_sip(&self, jid: &Jid) -> Result<SipAddr, AddrError> {
+        // jid 0.12.3 strips a trailing dot from the domain when computing its offsets but keeps
+        // it in the text, so `romeo@sip.example.com./phone` has the resource `/phone` (F9 in
+        // FUZZING.md). A JID whose text is not rebuilt from its own parts is refused.
+        if Jid::from_parts(jid.node(), jid.domain(), jid.resource()) != *jid {
+            return Err(AddrError::InvalidJid(format!(
+                "`{jid}` does not read back as the same JID"
+            )));
+        }
+        let (addr, alias) = self.jid_to_sip_unchecked(jid)?;
+        let own_host = addr.host == self.component || self.served_xmpp_domain(&addr.host).is_some();
+        if own_host && self.is_component_jid(jid) {
+            return Ok(addr);
+        }
+        // Two JIDs for one SIP address (a port written `\3a05060`) would split a conversation
+        // in two, and a SIP address without a JID (the escaped-AOR form over 1023 bytes) could
+        // not answer at all.
+        let back = self.sip_to_jid(&addr).map_err(|e| {
+            AddrError::InvalidJid(format!(
+                "`{jid}` maps to {addr}, which does not map back to a JID ({e})"
+            ))
+        })?;
+        if !alias && back != *jid {
+            return Err(AddrError::InvalidJid(format!(
+                "`{jid}` is not in canonical form: it maps to {addr}, whose JID is `{back}`"
+            )));
+        }
+        Ok(addr)
+    }
+
+    /// [`AddressMap::jid_to_sip`] without the reversibility check; the flag says whether the
+    /// localpart is one of the `%` aliases, which map back to another (the canonical) JID.
+    fn jid_to_sip_unchecked(&self, jid: &Jid) -> Result<(SipAddr, bool), AddrError> {
         let domain = jid.domain().as_str();
         let gr = jid.resource().map(|r| r.as_str().to_owned());
         let local = || -> Result<String, AddrError> {
@@ -225,18 +279,22 @@ impl AddressMap {
             Ok(user)
         };
         if let Some(served) = self.served_xmpp_domain(domain) {
-            return Ok(SipAddr {
+            let addr = SipAddr {
                 scheme: Scheme::Sip,
                 user: Some(local()?),
                 host: served.to_owned(),
                 port: None,
                 gr,
-            });
+            };
+            return Ok((addr, false));
         }
         if !self.is_component_jid(jid) {
             return Err(AddrError::NotServed(domain.to_owned()));
         }
         let local = local()?;
+        // A default-domain user with `%` is written `100%\40example.net` by `sip_to_jid`;
+        // `100%` is accepted as an alias of it, like `bob%other.org` for `bob\40other.org`.
+        let alias = !local.contains('@') && local.contains('%');
         let (user, host, port) = if let Some((user, hostport)) = local.rsplit_once('@') {
             let (host, port) = uri::parse_hostport(hostport)?;
             (user.to_owned(), host, port)
@@ -248,13 +306,14 @@ impl AddressMap {
         if user.is_empty() {
             return Err(AddrError::NoUser);
         }
-        Ok(SipAddr {
+        let addr = SipAddr {
             scheme: Scheme::Sip,
             user: Some(user),
             host,
             port,
             gr,
-        })
+        };
+        Ok((addr, alias))
     }
 
     /// Translates an address in whichever direction applies, for the CLI `stox map ADDRESS`.

@@ -593,3 +593,119 @@ fn addr_5_non_canonical_backslash_localpart_is_refused() {
         "sip:a%5Cb@example.com"
     );
 }
+
+#[test]
+fn addr_8_f1_gr_of_im_and_pres_uri_is_ignored() {
+    // fuzz/regressions/address/im-gr-dropped-by-to_uri: `gr` exists only for sip:/sips:
+    // (RFC 7247 §6.3); kept for im: it became a resource that mapped back as a sip: GRUU.
+    let map = component_map();
+    for uri in ["im:romeo@example.net;gr=x", "pres:romeo@example.net;gr=x"] {
+        let a = SipAddr::parse(uri).unwrap();
+        assert_eq!(a.gr, None, "{uri}");
+        assert_eq!(SipAddr::parse(&a.to_uri()).as_ref(), Ok(&a), "{uri}");
+        assert_eq!(s2x(&map, uri).as_deref(), Ok("romeo@sip.example.com"));
+    }
+    assert_eq!(
+        s2x(&map, "sip:romeo@example.net;gr=x").as_deref(),
+        Ok("romeo@sip.example.com/x")
+    );
+}
+
+#[test]
+fn addr_5_f5_port_with_leading_zero_is_refused() {
+    // fuzz/regressions/address/jid-port-leading-zero: `\3a05060` and `\3a5060` would both be
+    // sip:bob@other.org:5060, and the SIP user's reply comes from the second JID only.
+    let map = component_map();
+    assert!(matches!(
+        x2s(&map, "bob\\40other.org\\3a05060@sip.example.com"),
+        Err(AddrError::InvalidJid(_))
+    ));
+    both_ways(
+        &map,
+        "sip:bob@other.org:5060",
+        "bob\\40other.org\\3a5060@sip.example.com",
+    );
+}
+
+#[test]
+fn addr_5_non_canonical_component_jids_are_refused() {
+    // Same rule as F5: the default SIP domain written as a foreign AOR is a second JID for
+    // sip:bob@example.net, whose replies come from bob@sip.example.com.
+    let map = component_map();
+    assert!(matches!(
+        x2s(&map, "bob\\40example.net@sip.example.com"),
+        Err(AddrError::InvalidJid(_))
+    ));
+    // Addresses that point back into the gateway are refused by the caller (GEN-5).
+    assert_eq!(
+        x2s(&map, "juliet\\40example.com@sip.example.com").as_deref(),
+        Ok("sip:juliet@example.com")
+    );
+    // The XEP-0100 `%` alias stays an accepted input spelling.
+    assert_eq!(
+        x2s(&map, "bob%other.org@sip.example.com").as_deref(),
+        Ok("sip:bob@other.org")
+    );
+}
+
+#[test]
+fn addr_5_f7_jid_whose_sip_address_has_no_jid_is_refused() {
+    // fuzz/regressions/address/jid-percent-localpart-too-long-to-map-back: the SIP address is
+    // a default-domain user with `%`, whose escaped-AOR JID is over the 1023-byte limit.
+    let map = component_map();
+    let long = format!("{}%@sip.example.com", "a".repeat(1010));
+    assert!(matches!(x2s(&map, &long), Err(AddrError::InvalidJid(_))));
+    let short = format!("{}%@sip.example.com", "a".repeat(900));
+    let uri = x2s(&map, &short).unwrap();
+    assert_eq!(
+        s2x(&map, &uri),
+        Ok(format!(
+            "{}%\\40example.net@sip.example.com",
+            "a".repeat(900)
+        ))
+    );
+}
+
+#[test]
+fn addr_4_f8_nodeprep_result_not_canonical_is_refused() {
+    // fuzz/regressions/address/nodeprep-not-idempotent-u3250: U+3250 is unassigned in
+    // Unicode 3.2; the jid crate's Nodeprep gives `PTE`, which prepares again to `pte`.
+    let map = component_map();
+    assert!(matches!(
+        s2x(&map, "sip:%E3%89%90@other.org"),
+        Err(AddrError::InvalidJid(_))
+    ));
+    assert!(matches!(
+        s2x(&map, "sip:%E3%89%90@example.net"),
+        Err(AddrError::InvalidJid(_))
+    ));
+    // The same JID text given on the XMPP side is refused too: it is not the JID that its SIP
+    // address maps to.
+    let jid = Jid::new("\u{3250}@example.com").unwrap();
+    assert!(matches!(
+        map.jid_to_sip(&jid),
+        Err(AddrError::InvalidJid(_))
+    ));
+}
+
+#[test]
+fn addr_5_f9_jid_with_trailing_dot_domain_is_refused() {
+    // fuzz/regressions/address/jid-domain-trailing-dot-resource: jid 0.12.3 reads the
+    // resource of `romeo@sip.example.com./phone` as `/phone`.
+    let map = component_map();
+    for text in [
+        "romeo@sip.example.com./phone",
+        "juliet@example.com./balcony",
+    ] {
+        let jid = Jid::new(text).unwrap();
+        assert!(
+            matches!(map.jid_to_sip(&jid), Err(AddrError::InvalidJid(_))),
+            "{text}"
+        );
+    }
+    // A root dot in an XMPP domain written on the SIP side is dropped.
+    assert_eq!(
+        s2x(&map, "sip:juliet%40other.org.@sip.example.com;gr=x").as_deref(),
+        Ok("juliet@other.org/x")
+    );
+}

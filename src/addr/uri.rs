@@ -39,7 +39,8 @@ impl SipAddr {
     ///
     /// Accepts a bare URI, `<uri>` and the name-addr form `"Bob" <sip:bob@x>;tag=1` (display name
     /// and header parameters are ignored). URI parameters other than `gr` and URI headers
-    /// (`?subject=..`) are accepted and dropped; a `gr` without a value is ignored. The user part is
+    /// (`?subject=..`) are accepted and dropped; a `gr` without a value is ignored, and so is `gr`
+    /// on `im:`/`pres:` URIs, which have no GRUUs (RFC 7247 §6.3). The user part is
     /// percent-decoded and must be UTF-8; the host is lowercased.
     ///
     /// Errors: [`AddrError::UnsupportedScheme`] for any other scheme (`tel:`, `http:`),
@@ -75,7 +76,13 @@ impl SipAddr {
             None => (after_user, ""),
         };
         let (host, port) = parse_hostport(hostport)?;
-        let gr = find_gr(params)?;
+        // RFC 7247 §6.3 and §6.5 step 8 define `gr` (RFC 5627) only for sip:/sips:, and
+        // `to_uri` prints it only there; kept for im:/pres: it would turn into a resource that
+        // maps back as a sip: GRUU (F1 in FUZZING.md).
+        let gr = match scheme {
+            Scheme::Sip | Scheme::Sips => find_gr(params)?,
+            Scheme::Im | Scheme::Pres => None,
+        };
         Ok(SipAddr {
             scheme,
             user,
