@@ -99,6 +99,12 @@ pub fn imdn_request(content_type: &str, body: &[u8]) -> Option<ImdnRequest> {
 
 fn request_of(c: &CpimContent<'_>) -> Option<ImdnRequest> {
     let id = c.ns_header(IMDN_NS, "Message-ID")?.trim().to_string();
+    // The id goes back verbatim in our notification's XML (`<message-id>`); a control
+    // character there would make it ill-formed (or, for CR, change it), so the sender could
+    // not correlate it. RFC 5438 §10 makes the id a CPIM Token, which has none.
+    if !id.chars().all(is_token_char) {
+        return None;
+    }
     let dn = c
         .ns_header(IMDN_NS, "Disposition-Notification")?
         .to_ascii_lowercase();
@@ -109,6 +115,16 @@ fn request_of(c: &CpimContent<'_>) -> Option<ImdnRequest> {
         display: tokens.contains(&"display"),
     };
     (!req.message_id.is_empty() && (req.delivery || req.display)).then_some(req)
+}
+
+/// RFC 3862 §3.6 `TOKENCHAR`: ASCII other than controls, space and separators, or any
+/// non-ASCII character (here: that XML can carry).
+fn is_token_char(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+    } else {
+        !c.is_control() && !matches!(c, '\u{FFFE}' | '\u{FFFF}')
+    }
 }
 
 fn parse_notification(body: &[u8]) -> Option<Special> {
@@ -418,6 +434,38 @@ mod tests {
         assert!(
             classify("message/cpim", RFC_REQUEST.as_bytes()).is_none(),
             "a request is text"
+        );
+    }
+
+    #[test]
+    fn rfc_5438_message_id_that_is_not_a_token_asks_for_nothing() {
+        // fuzz/regressions/chat_body/imdn-message-id-control-char: the id would be copied
+        // into our notification's XML, which a control character makes ill-formed.
+        for bad in ["a\u{0}b", "a\rb", "a b", "a<b>", "x\u{FFFF}"] {
+            let body = RFC_REQUEST.replace("34jk324j", bad);
+            assert_eq!(
+                imdn_request("message/cpim", body.as_bytes()),
+                None,
+                "{bad:?}"
+            );
+        }
+        let body = RFC_REQUEST.replace("34jk324j", "a.b-c_d~é");
+        let r = imdn_request("message/cpim", body.as_bytes()).unwrap();
+        let n = notification(
+            "sip:b@x",
+            "sip:a@y",
+            "n1",
+            &r.message_id,
+            Disposition::Delivered,
+            0,
+        );
+        assert_eq!(
+            classify("message/cpim", n.as_bytes()),
+            Some(Special::Notification {
+                message_id: "a.b-c_d~é".into(),
+                kind: Disposition::Delivered,
+                ok: true
+            })
         );
     }
 
