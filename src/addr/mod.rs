@@ -152,8 +152,8 @@ impl AddressMap {
     /// Errors: [`AddrError::NoUser`] without a user part, [`AddrError::NotServed`] for the
     /// component host when no XMPP domain is configured, [`AddrError::InvalidJid`] when the result
     /// violates the JID rules (including a localpart that Nodeprep would change the escaping of, or
-    /// one beginning or ending with a space, XEP-0106 §4.2) or is not in canonical form (preparing
-    /// it again changes it).
+    /// one beginning or ending with a space, XEP-0106 §4.2), is not in canonical form (preparing
+    /// it again changes it) or does not map back to a SIP address (Nodeprep deleted the user).
     pub fn sip_to_jid(&self, addr: &SipAddr) -> Result<Jid, AddrError> {
         let user = addr.user.as_deref().ok_or(AddrError::NoUser)?;
         let host = addr.host.to_ascii_lowercase();
@@ -199,6 +199,19 @@ impl AddressMap {
             return Err(AddrError::InvalidJid(format!(
                 "`{jid}` is not in canonical form (stringprep changes it again)"
             )));
+        }
+        // Nodeprep also maps some characters to nothing (U+00AD SOFT HYPHEN): the foreign AOR
+        // `\u{AD}@other.org` becomes the localpart `\40other.org`, which has no user, so the
+        // XMPP side could never answer. The JID must map back to some SIP address (the checked
+        // `jid_to_sip` would come back here), unless it is an XMPP address outside the
+        // gateway's domains, named through the component host.
+        match self.jid_to_sip_unchecked(&jid) {
+            Ok(_) | Err(AddrError::NotServed(_)) => {}
+            Err(e) => {
+                return Err(AddrError::InvalidJid(format!(
+                    "`{jid}` does not map back to a SIP address ({e})"
+                )))
+            }
         }
         Ok(jid)
     }

@@ -709,3 +709,21 @@ fn addr_5_f9_jid_with_trailing_dot_domain_is_refused() {
         Ok("juliet@other.org/x")
     );
 }
+
+#[test]
+fn addr_4_f11_nodeprep_deleting_the_user_is_refused() {
+    // fuzz/regressions/address/nodeprep-deletes-whole-user-soft-hyphen: Nodeprep maps U+00AD
+    // to nothing, so `\u{AD}@s-` became the user-less localpart `\40s-`.
+    let map = component_map();
+    for uri in ["im:%C2%AD@s-", "sip:%C2%AD@other.org"] {
+        assert!(
+            matches!(s2x(&map, uri), Err(AddrError::InvalidJid(_))),
+            "{uri}"
+        );
+    }
+    // A soft hyphen inside a user is only dropped, as Nodeprep wants.
+    assert_eq!(
+        s2x(&map, "sip:bo%C2%ADb@other.org").as_deref(),
+        Ok("bob\\40other.org@sip.example.com")
+    );
+}
