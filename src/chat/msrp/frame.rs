@@ -276,12 +276,21 @@ impl Decoder {
                         Found::At(pos, flag) => {
                             let mut all = self.buf.split_to(pos + end.len() + 3).freeze();
                             all.advance(body_start);
-                            frame.body = Some(all.slice(..pos - body_start));
+                            // The limit must not depend on how the bytes arrived: a body that
+                            // came in one read is as oversized as one that came in pieces.
+                            if pos - body_start > self.max_body {
+                                frame.oversized = true;
+                                frame.body = Some(Bytes::new());
+                            } else {
+                                frame.body = Some(all.slice(..pos - body_start));
+                            }
                             frame.flag = flag;
                             return Ok(Some(frame));
                         }
                         Found::NotYet(next) => {
-                            if self.buf.len() - body_start > self.max_body {
+                            // Only the bytes before `next` are surely data (the rest may
+                            // start the end-line), so only they count against the limit.
+                            if next - body_start > self.max_body {
                                 frame.oversized = true;
                                 frame.body = Some(Bytes::new());
                                 let keep = self.buf.len() - next;

@@ -119,6 +119,40 @@ fn oversized_chunk_is_skipped_not_held() {
     assert!(d.next_frame().unwrap().is_some());
 }
 
+#[test]
+fn chat_22_oversized_chunk_in_one_read_is_oversized_too() {
+    // fuzz/regressions/msrp/oversized-body-in-one-read (F12): the limit was only applied
+    // while the body was still arriving, so a chunk read in one piece came through whole.
+    let mut f = Frame::request("big12345", "SEND").with("To-Path", "msrp://a:1/s;tcp");
+    f.body = Some(bytes::Bytes::from(vec![b'a'; 1001]));
+    let wire = f.to_bytes();
+    for split in [0, 500, wire.len() - 20, wire.len() - 3, wire.len()] {
+        let mut d = Decoder::new(1000);
+        d.extend(&wire[..split]);
+        let mut got = d.next_frame().unwrap();
+        d.extend(&wire[split..]);
+        if got.is_none() {
+            got = d.next_frame().unwrap();
+        }
+        let got = got.expect("frame ends");
+        assert!(got.oversized, "split at {split}");
+        assert_eq!(got.body.as_deref(), Some(&b""[..]), "split at {split}");
+    }
+    // Exactly at the limit is not oversized, however it is split.
+    f.body = Some(bytes::Bytes::from(vec![b'a'; 1000]));
+    let wire = f.to_bytes();
+    for split in 0..=wire.len() {
+        let mut d = Decoder::new(1000);
+        d.extend(&wire[..split]);
+        let mut got = d.next_frame().unwrap();
+        d.extend(&wire[split..]);
+        if got.is_none() {
+            got = d.next_frame().unwrap();
+        }
+        assert!(!got.expect("frame ends").oversized, "split at {split}");
+    }
+}
+
 /// The malformed-frame corpus: each is an error or a partial frame, never a panic, and the
 /// fatal ones say why.
 #[test]
