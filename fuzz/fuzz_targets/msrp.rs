@@ -58,7 +58,10 @@ fuzz_target!(|data: &[u8]| {
         while let Some(o) = s.poll_output() {
             if let Output::Write(b) = o {
                 let (frames, err) = decode(&[&b], max);
-                assert!(err.is_none() && frames.len() == 1, "the session wrote a bad frame");
+                assert!(
+                    err.is_none() && frames.len() == 1,
+                    "the session wrote a bad frame"
+                );
             }
         }
     }
