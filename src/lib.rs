@@ -25,6 +25,7 @@ pub mod core;
 pub mod doctor;
 pub mod errmap;
 pub mod im;
+pub mod media;
 pub mod ops;
 pub mod presence;
 pub mod sip;

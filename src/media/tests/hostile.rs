@@ -1,0 +1,126 @@
+//! Hostile input: the corpora in tests/corpus/sdp and tests/corpus/jingle, and generated
+//! oversized descriptions. Every one gets an error of the class its file name gives, never a
+//! panic, and the error's renderings are the ones the peer must see.
+
+use super::*;
+use crate::media::{jingle, MediaError};
+
+fn class(e: &MediaError) -> &'static str {
+    match e {
+        MediaError::Malformed(_) => "malformed",
+        MediaError::Unsupported(_) => "unsupported",
+        MediaError::Transport(_) => "transport",
+        MediaError::TooLarge(_) => "toolarge",
+    }
+}
+
+fn corpus(dir: &str, ext: &str) -> Vec<(String, Vec<u8>)> {
+    let path = fixture_path("tests/corpus", dir);
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    assert!(out.len() >= 10, "corpus {dir} is nearly empty");
+    out
+}
+
+fn sdp_error(bytes: &[u8]) -> MediaError {
+    let s = match sdp::parse(bytes) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    for kind in [Kind::Offer, Kind::Answer] {
+        if let Err(e) = sdp::from_sdp(&s, Role::Initiator, kind) {
+            return e;
+        }
+    }
+    panic!("accepted")
+}
+
+#[test]
+fn sdp_corpus_gets_the_named_error() {
+    for (name, bytes) in corpus("sdp", "sdp") {
+        let e = std::panic::catch_unwind(|| sdp_error(&bytes))
+            .unwrap_or_else(|_| panic!("{name}: accepted or panicked"));
+        assert!(name.starts_with(class(&e)), "{name}: got {e:?}");
+        assert_eq!(e.sip_status().code, 488, "{name}");
+    }
+}
+
+#[test]
+fn jingle_corpus_gets_the_named_error() {
+    for (name, bytes) in corpus("jingle", "xml") {
+        let el = xml_text(std::str::from_utf8(&bytes).unwrap());
+        let e = match jingle::read_contents(&el, Kind::Offer) {
+            Err(e) => e,
+            Ok(d) => panic!("{name}: accepted as {d:?}"),
+        };
+        assert!(name.starts_with(class(&e)), "{name}: got {e:?}");
+        if name.starts_with("malformed-") {
+            assert!(e.is_malformed(), "{name}");
+            assert_eq!(e.xmpp_error().condition_name(), "bad-request");
+        } else {
+            assert!(!e.is_malformed(), "{name}");
+        }
+    }
+}
+
+/// [`crate::media::limits`]: too many of anything is refused before it costs memory.
+#[test]
+fn oversized_descriptions_are_refused() {
+    let head = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n";
+    let many_m = format!("{head}{}", "m=audio 5000 RTP/AVP 0\r\n".repeat(17));
+    assert_eq!(
+        sdp_error(many_m.as_bytes()),
+        MediaError::TooLarge("m= lines")
+    );
+    let pts: Vec<String> = (0..65).map(|i| (i % 128).to_string()).collect();
+    let many_pt = format!("{head}m=audio 5000 RTP/AVP {}\r\n", pts.join(" "));
+    assert_eq!(
+        sdp_error(many_pt.as_bytes()),
+        MediaError::TooLarge("payload types")
+    );
+    let cands: String = (0..65)
+        .map(|i| {
+            format!(
+                "a=candidate:{i} 1 udp 1 192.0.2.1 {} typ host\r\n",
+                1000 + i
+            )
+        })
+        .collect();
+    let many_c = format!("{head}m=audio 5000 RTP/AVP 0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuv\r\n{cands}");
+    assert_eq!(
+        sdp_error(many_c.as_bytes()),
+        MediaError::TooLarge("candidates")
+    );
+    let huge = format!(
+        "{head}m=audio 5000 RTP/AVP 0\r\n{}",
+        "a=x-pad:1234567890\r\n".repeat(4000)
+    );
+    assert_eq!(sdp_error(huge.as_bytes()), MediaError::TooLarge("bytes"));
+
+    let content = "<content creator='initiator' name='a'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'><payload-type id='0' name='PCMU' clockrate='8000'/></description><transport xmlns='urn:xmpp:jingle:transports:raw-udp:1'/></content>";
+    let j = format!(
+        "<jingle xmlns='urn:xmpp:jingle:1'>{}</jingle>",
+        content.repeat(17)
+    );
+    assert_eq!(
+        jingle::read_contents(&xml_text(&j), Kind::Offer),
+        Err(MediaError::TooLarge("contents"))
+    );
+    let pts = "<payload-type id='0' name='PCMU' clockrate='8000'/>".repeat(65);
+    let j = format!("<jingle xmlns='urn:xmpp:jingle:1'><content creator='initiator' name='a'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'>{pts}</description><transport xmlns='urn:xmpp:jingle:transports:raw-udp:1'/></content></jingle>");
+    assert_eq!(
+        jingle::read_contents(&xml_text(&j), Kind::Offer),
+        Err(MediaError::TooLarge("payload types"))
+    );
+}
