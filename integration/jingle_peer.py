@@ -797,6 +797,26 @@ class JinglePeer:
         info = await self.x.plugin["xep_0030"].get_info(jid=jid, node=node, timeout=10)
         return caps_ver_of(info.xml.find("{http://jabber.org/protocol/disco#info}query"))
 
+    async def jingle_iq(self, to: str, jingle_xml: str, timeout: float = 10) -> dict:
+        """Send any <jingle/> (XML text) in an IQ set; returns {type, condition, jingle_error, raw} of the answer
+        (for error-path tests: unknown sid, out-of-order, ...)."""
+        iq = self.x.make_iq_set(ito=to)
+        iq.append(ET.fromstring(jingle_xml))
+        self.trace.append((time.monotonic(), "out", str(iq)))
+        try:
+            resp = await iq.send(timeout=timeout)
+        except IqError as e:
+            resp = e.iq
+        except IqTimeout:
+            return {"type": "timeout", "condition": None, "jingle_error": None, "raw": ""}
+        out = {"type": resp["type"], "condition": None, "jingle_error": None, "raw": str(resp)}
+        err = resp.xml.find(q(NS_CLIENT, "error"))
+        if err is not None:
+            out["condition"] = resp["error"]["condition"]
+            je = [c.tag.split("}", 1)[1] for c in err if c.tag.startswith("{%s}" % NS_JINGLE_ERRORS)]
+            out["jingle_error"] = je[0] if je else None
+        return out
+
     # ---- stanzas out
     def _send_msg(self, to: str, child: ET.Element, kind: str, sid: str, detail: str = ""):
         m = self.x.make_message(mto=to, mtype="chat")

@@ -1,0 +1,244 @@
+"""The independent XMPP call peer (jingle_peer.py, see JINGLE_PEER.md) against itself on a real XMPP server,
+before stox speaks Jingle: two c2s users (alice, bob) call each other through the server with real media.
+
+Proves the peer that later tests of CHECKLIST part 6 (MEDIA-*) will point at stox: XEP-0353 propose/proceed/
+reject/retract/finish, XEP-0166 session-initiate/accept/info/terminate with reasons, content-modify (hold),
+transport-info (trickled candidates), XEP-0176 ICE + XEP-0320 DTLS-SRTP connecting on loopback, audio arriving
+both ways (RTP counters from aiortc, RMS and pitch of the decoded tone), disco#info + XEP-0115 caps.
+The gateway is not involved: only the server fixture is used."""
+import asyncio
+
+import pytest
+
+from jingle_peer import (AIORTC_ERROR, FEATURES, INSTALL_HINT, JinglePeer, caps_ver_of,  # noqa: F401
+                         NS_JINGLE)
+from topology import C2S_PORT, XMPP_DOMAIN
+
+ALICE_HZ, BOB_HZ = 440.0, 660.0
+LOOPBACK = ["127.0.0.1"]
+RMS_MIN = 0.05          # the tone is sent at 0.3 of full scale; silence or noise stays far below this
+PITCH_TOL = 60.0        # zero-crossing estimate per 20 ms frame: 25 Hz steps
+
+pytestmark = pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def need_aiortc():
+    if AIORTC_ERROR is not None:
+        pytest.fail("%s (import error: %s)" % (INSTALL_HINT, AIORTC_ERROR), pytrace=False)
+
+
+def peer(user: str, **kw) -> JinglePeer:
+    kw.setdefault("ice_hosts", LOOPBACK)
+    kw.setdefault("tone_hz", ALICE_HZ if user == "alice" else BOB_HZ)
+    return JinglePeer("%s@%s" % (user, XMPP_DOMAIN), user + "pass", port=C2S_PORT, **kw)
+
+
+def run(scenario, *peers_kw, timeout: float = 90):
+    """Start one peer per kwargs dict, run SCENARIO(*peers) in one event loop, always stop the peers;
+    on failure the event logs of all peers are part of the message."""
+    async def main():
+        peers = [peer(**kw) for kw in peers_kw]
+        try:
+            for p in peers:
+                await p.start()
+            await asyncio.wait_for(scenario(*peers), timeout)
+        except BaseException as e:
+            logs = "\n".join("--- %s events:\n%s" % (p.name, p.log_text(120)) for p in peers)
+            raise AssertionError("%s: %s\n%s" % (type(e).__name__, e, logs)) from e
+        finally:
+            for p in peers:
+                await p.stop()
+    asyncio.run(main())
+
+
+def kinds(p: JinglePeer, sid: str) -> list[str]:
+    """'in:jingle:session-accept', 'out:jmi:propose', ... for one call, in order."""
+    return ["%s:%s" % (e.direction, e.kind) for e in p.events if e.sid == sid and e.direction in ("in", "out")]
+
+
+def in_order(seq: list[str], *wanted: str) -> bool:
+    it = iter(seq)
+    return all(any(x == w for x in it) for w in wanted)
+
+
+async def delta(call, key: str, secs: float) -> int:
+    before = (await call.media_stats())[key]
+    await asyncio.sleep(secs)
+    return (await call.media_stats())[key] - before
+
+
+def check_audio(stats: dict, hears_hz: float, who: str):
+    assert stats["packets_received"] >= 50, "%s: only %d RTP packets received: %s" % (
+        who, stats["packets_received"], stats)
+    assert stats["frames_decoded"] >= 40, "%s: %s" % (who, stats)
+    assert stats["rms_median"] > RMS_MIN, "%s: received audio is silent (RMS %.4f): %s" % (
+        who, stats["rms_median"], stats)
+    assert abs(stats["freq_median"] - hears_hz) <= PITCH_TOL, "%s hears %.0f Hz, the far end sends %.0f Hz" % (
+        who, stats["freq_median"], hears_hz)
+
+
+# ------------------------------------------------------------------------------------------ tests
+def test_media_26_jingle_peer_disco_and_caps(xmpp_server):
+    """disco#info of a peer lists the Jingle RTP / ICE-UDP / DTLS / audio / JMI features; its presence carries
+    XEP-0115 caps whose ver is the hash of that disco#info (computed here, not by slixmpp)."""
+    async def scenario(a, b):
+        feats = await a.disco_features(b.full_jid)
+        missing = [f for f in FEATURES if f not in feats]
+        assert not missing, "disco#info of %s lacks %s (has %s)" % (b.full_jid, missing, feats)
+        b.x.send_presence(pto=a.full_jid)            # directed presence, as XEP-0353 §3.1 recommends
+        for _ in range(100):
+            if b.full_jid in a.presence_caps:
+                break
+            await asyncio.sleep(0.05)
+        caps = a.presence_caps.get(b.full_jid)
+        assert caps, "no XEP-0115 <c/> in %s's presence" % b.full_jid
+        assert caps.get("hash") == "sha-1" and caps.get("node"), caps
+        ver = await a.disco_caps_ver(b.full_jid, "%s#%s" % (caps["node"], caps["ver"]))
+        assert ver == caps["ver"], "caps ver %s but disco#info hashes to %s" % (caps["ver"], ver)
+    run(scenario, {"user": "alice"}, {"user": "bob"})
+
+
+def test_media_25_15_23_jingle_peer_call_audio_hold_hangup(xmpp_server):
+    """alice calls bob's bare JID: propose/ringing/proceed, session-initiate/accept to the full JID, ICE + DTLS-SRTP
+    on loopback, each hears the other's tone; alice holds (session-info + content-modify senders=initiator: bob
+    stops sending, alice goes on), unholds (both flow again); bob hangs up with <success/>; both send <finish/>."""
+    async def scenario(a, b):
+        call = await a.place_call(b.bare_jid)
+        inc = await b.wait_incoming()
+        assert inc.sid == call.sid and inc.jmi
+        await call.wait_state("active")
+        await inc.wait_state("active")
+        assert call.remote == b.full_jid, "session-initiate went to %s, not the proceeding resource" % call.remote
+        await call.wait_media()
+        await inc.wait_media()
+        await asyncio.sleep(2.5)
+        sa, sb = await call.media_stats(), await inc.media_stats()
+        check_audio(sa, BOB_HZ, "alice")
+        check_audio(sb, ALICE_HZ, "bob")
+        assert in_order(kinds(a, call.sid), "out:jmi:propose", "in:jmi:ringing", "in:jmi:proceed",
+                        "out:jingle:session-initiate", "in:jingle:session-accept"), kinds(a, call.sid)
+        assert in_order(kinds(b, call.sid), "in:jmi:propose", "out:jmi:proceed", "in:jingle:session-initiate",
+                        "out:jingle:session-accept"), kinds(b, call.sid)
+
+        # hold: the held party (bob) stops sending, the holder (alice) keeps sending
+        await call.hold()
+        await inc.wait_info("hold")
+        await inc.wait_senders("initiator")
+        assert inc.remote_hold
+        await asyncio.sleep(0.3)                              # packets already in flight
+        bob_sent, alice_got, bob_got = await asyncio.gather(delta(inc, "packets_sent", 1.5),
+                                                            delta(call, "packets_received", 1.5),
+                                                            delta(inc, "packets_received", 1.5))
+        assert bob_sent <= 2 and alice_got <= 2, "on hold bob still sent %d, alice got %d" % (bob_sent, alice_got)
+        assert bob_got >= 50, "the holder's audio stopped too: bob got %d packets in 1.5 s" % bob_got
+
+        await call.unhold()
+        await inc.wait_info("unhold")
+        await inc.wait_senders("both")
+        assert not inc.remote_hold
+        await asyncio.sleep(0.3)
+        bob_sent, alice_got = await asyncio.gather(delta(inc, "packets_sent", 1.5), delta(call, "packets_received", 1.5))
+        assert bob_sent >= 50 and alice_got >= 50, "after unhold bob sent %d, alice got %d" % (bob_sent, alice_got)
+        rms = (await call.media_stats())["rms_median"]
+        assert rms > RMS_MIN, "after unhold alice hears silence (RMS %.4f)" % rms
+
+        await inc.hangup("success")                           # from the callee's side
+        assert await call.wait_ended() == "success" and call.ended_by == "remote"
+        assert inc.state == "ended" and inc.ended_by == "local"
+        fa, fb = call.final_stats, inc.final_stats
+        assert fa and fb and fa["packets_received"] > 100 and fb["packets_received"] > 100, (fa, fb)
+        for _ in range(40):
+            if "in:jmi:finish" in kinds(a, call.sid) and "in:jmi:finish" in kinds(b, call.sid):
+                break
+            await asyncio.sleep(0.05)
+        assert "in:jmi:finish" in kinds(a, call.sid) and "in:jmi:finish" in kinds(b, call.sid)
+        print("\nalice final %s\nbob final   %s" % (fa, fb))
+    run(scenario, {"user": "alice"}, {"user": "bob"})
+
+
+def test_media_7_jingle_peer_direct_initiate_trickle_ring_then_accept(xmpp_server):
+    """No XEP-0353: session-initiate straight to bob's full JID with no candidates, every candidate in its own
+    transport-info (both directions); bob only rings (session-info <ringing/>) until the test accepts; audio
+    both ways; alice hangs up with <success/>."""
+    async def scenario(a, b):
+        call = await a.place_call(b.full_jid, jmi=False)
+        inc = await b.wait_incoming()
+        await inc.wait_state("pending")
+        await call.wait_info("ringing")
+        assert call.state == "pending"
+        await asyncio.sleep(0.5)
+        assert call.state == "pending", "bob was set to ring only, yet the call is %s" % call.state
+        await inc.accept()
+        await call.wait_state("active")
+        await call.wait_media()
+        await inc.wait_media()
+        await asyncio.sleep(2)
+        check_audio(await call.media_stats(), BOB_HZ, "alice")
+        check_audio(await inc.media_stats(), ALICE_HZ, "bob")
+        ka, kb = kinds(a, call.sid), kinds(b, call.sid)
+        assert "out:jmi:propose" not in ka
+        assert ka.count("out:jingle:transport-info") >= 1 and kb.count("in:jingle:transport-info") >= 1, ka
+        assert kb.count("out:jingle:transport-info") >= 1 and ka.count("in:jingle:transport-info") >= 1, kb
+        si = next(e for e in a.events if e.sid == call.sid and e.kind == "jingle:session-initiate")
+        assert "cand=0" in si.detail, "trickle: the session-initiate should carry no candidate: " + si.detail
+        await call.hangup()
+        assert await inc.wait_ended() == "success" and inc.ended_by == "remote"
+    run(scenario, {"user": "alice", "trickle": True}, {"user": "bob", "trickle": True, "on_initiate": "ring"})
+
+
+@pytest.mark.parametrize("reason", ["decline", "busy"])
+def test_media_25_jingle_peer_propose_rejected(xmpp_server, reason):
+    """bob rejects the <propose/> with REASON: alice's call ends with it and no session-initiate is sent."""
+    async def scenario(a, b):
+        call = await a.place_call(b.bare_jid)
+        assert await call.wait_ended(15) == reason and call.ended_by == "remote"
+        inc = await b.wait_incoming()
+        assert inc.state == "ended" and inc.reason == reason
+        assert "out:jingle:session-initiate" not in kinds(a, call.sid)
+        assert "in:jmi:reject" in kinds(a, call.sid)
+    run(scenario, {"user": "alice"}, {"user": "bob", "on_propose": "reject", "reject_reason": reason})
+
+
+def test_media_23_jingle_peer_session_initiate_busy(xmpp_server):
+    """bob answers a direct session-initiate with session-terminate <busy/> (after ringing): alice's call ends busy."""
+    async def scenario(a, b):
+        call = await a.place_call(b.full_jid, jmi=False)
+        assert await call.wait_ended(15) == "busy" and call.ended_by == "remote"
+        assert in_order(kinds(a, call.sid), "out:jingle:session-initiate", "in:jingle:session-info",
+                        "in:jingle:session-terminate"), kinds(a, call.sid)
+        assert "in:jingle:session-accept" not in kinds(a, call.sid)
+    run(scenario, {"user": "alice"}, {"user": "bob", "on_initiate": "reject", "reject_reason": "busy"})
+
+
+def test_media_25_jingle_peer_ringing_then_retract(xmpp_server):
+    """bob's device rings but nobody answers; alice gives up: <retract/> with <cancel/> ends bob's call too."""
+    async def scenario(a, b):
+        call = await a.place_call(b.bare_jid)
+        inc = await b.wait_incoming()
+        await call.wait_info("jmi-ringing")
+        await asyncio.sleep(0.5)
+        assert call.state == "proposing" and inc.state == "proposed"
+        await call.hangup()
+        assert call.reason == "success" and "out:jmi:retract" in kinds(a, call.sid)
+        assert await inc.wait_ended() == "cancel" and inc.ended_by == "remote"
+    run(scenario, {"user": "alice"}, {"user": "bob", "on_propose": "ring"})
+
+
+def test_media_8_jingle_peer_errors_for_unknown_session_and_info(xmpp_server):
+    """Jingle IQ errors (XEP-0166 §10, CHECKLIST MEDIA-8): an unknown sid gets item-not-found + <unknown-session/>;
+    a session-info payload the peer does not know gets feature-not-implemented + <unsupported-info/>."""
+    async def scenario(a, b):
+        r = await a.jingle_iq(b.full_jid, "<jingle xmlns='%s' action='transport-info' sid='no-such-sid'/>" % NS_JINGLE)
+        assert (r["type"], r["condition"], r["jingle_error"]) == ("error", "item-not-found", "unknown-session"), r
+        call = await a.place_call(b.bare_jid)
+        await call.wait_state("active")
+        r = await a.jingle_iq(b.full_jid, "<jingle xmlns='%s' action='session-info' sid='%s'><x xmlns='urn:example:x'/>"
+                              "</jingle>" % (NS_JINGLE, call.sid))
+        assert (r["type"], r["condition"], r["jingle_error"]) == ("error", "feature-not-implemented",
+                                                                  "unsupported-info"), r
+        r = await a.jingle_iq(b.full_jid, "<jingle xmlns='%s' action='session-info' sid='%s'/>" % (NS_JINGLE, call.sid))
+        assert r["type"] == "result", "an empty session-info (ping) must get a result: %s" % r
+        await call.hangup()
+        assert await b.calls[call.sid].wait_ended() == "success"
+    run(scenario, {"user": "alice"}, {"user": "bob"})
