@@ -556,7 +556,10 @@ class Call:
         self.media_state = "new"
         self._cond = asyncio.Condition()
         self.ringing_jmi = False
+        self.ending = False
         self.final_stats: Optional[dict] = None    # media_stats() taken just before the media closed
+        self.local_sdp: Optional[str] = None       # aiortc's offer/answer (what our Jingle was made from)
+        self.remote_sdp: Optional[str] = None      # the SDP we made from the far side's Jingle for aiortc
 
     # ---- waiting
     async def _set(self, **kw):
@@ -692,6 +695,7 @@ class JinglePeer:
         self.trace: list[tuple[float, str, str]] = []          # (t, "in"/"out", raw stanza)
         self.presence_caps: dict[str, dict] = {}               # full JID -> {node, ver, hash}
         self.iq_errors: list[str] = []
+        self.violations: list[str] = []    # MUSTs the far side broke (see check_jingle / _on_message)
         self._incoming: asyncio.Queue = asyncio.Queue()
         self._t0 = time.monotonic()
         self.x: Optional[slixmpp.ClientXMPP] = None
@@ -782,6 +786,9 @@ class JinglePeer:
         for t in list(self._tasks):
             t.cancel()
         if self.x is not None:
+            # slixmpp's sender takes a stanza off its queue before running the (async) output filters, so
+            # disconnect() can see an empty queue while the last stanza (a <reject/>, <finish/>) is unsent
+            await asyncio.sleep(0.3)
             try:
                 await asyncio.wait_for(self.x.disconnect(wait=1), 3)
             except Exception:  # noqa: BLE001
@@ -906,6 +913,7 @@ class JinglePeer:
         pc = await self._new_pc(call)
         self._add_track(call)
         await pc.setLocalDescription(await pc.createOffer())   # gathers every candidate (vanilla ICE)
+        call.local_sdp = pc.localDescription.sdp
         contents, group = sdp_to_jingle(pc.localDescription.sdp, "initiator", with_candidates=not self.trickle)
         call.contents = [c.get("name") for c in contents]
         await call._set(state="pending")
@@ -964,6 +972,7 @@ class JinglePeer:
         await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
         await self._flush_candidates(call)
         await pc.setLocalDescription(await pc.createAnswer())
+        call.remote_sdp, call.local_sdp = sdp, pc.localDescription.sdp
         contents, group = sdp_to_jingle(pc.localDescription.sdp, "responder", with_candidates=not self.trickle)
         await call._set(state="active")
         call._apply_senders()
@@ -1019,23 +1028,25 @@ class JinglePeer:
         await self._ended(call, reason, text, "local")
 
     async def _ended(self, call: Call, reason: Optional[str], text: Optional[str], by: str):
-        if call.state == "ended":
+        if call.state == "ended" or call.ending:
             return
+        call.ending = True
+        if call.pc is not None:            # keep the counters readable after the end
+            try:
+                call.final_stats = await call.media_stats()
+            except Exception:  # noqa: BLE001 - stats are best effort
+                pass
         await call._set(state="ended", reason=reason, reason_text=text, ended_by=by)
         self._ev("--", "call-ended", call.sid, "%s by %s%s" % (reason, by, (" (%s)" % text) if text else ""))
         await self._close_media(call)
 
     async def _close_media(self, call: Call):
-        if call.pc is not None:
-            # keep the counters readable after the end: freeze the last stats first
-            try:
-                call.final_stats = await call.media_stats()
-            except Exception:  # noqa: BLE001
-                call.final_stats = None
-            if call.sink:
-                call.sink.stop()
-            pc, call.pc = call.pc, None
-            await pc.close()
+        pc, call.pc = call.pc, None
+        if pc is None:
+            return
+        if call.sink:
+            call.sink.stop()
+        await pc.close()
 
     # ---- stanzas in
     def _on_presence(self, pres):
@@ -1043,10 +1054,22 @@ class JinglePeer:
         if c is not None:
             self.presence_caps[str(pres["from"])] = dict(c.attrib)
 
+    def _violation(self, sid: str, text: str):
+        self.violations.append("%s: %s" % (sid[:8], text))
+        self._ev("--", "VIOLATION", sid, text)
+
     def _on_message(self, msg):
         for child in msg.xml:
             if child.tag.startswith("{%s}" % NS_JMI):
                 self.trace.append((time.monotonic(), "in", str(msg)))
+                what = "XEP-0353 <%s/>" % child.tag.split("}", 1)[1]
+                if msg.xml.get("type") != "chat":                       # XEP-0353 §3
+                    self._violation(child.get("id", "-"), "%s in a message of type %r, not 'chat'"
+                                    % (what, msg.xml.get("type")))
+                if msg.xml.find(q(NS_HINTS, "store")) is None:
+                    self._violation(child.get("id", "-"), "%s without the <store/> hint" % what)
+                if not child.get("id"):
+                    self._violation("-", "%s without an id" % what)
                 self._spawn(self._on_jmi(str(msg["from"]), child))
 
     async def _on_jmi(self, frm: str, el: ET.Element):
@@ -1107,6 +1130,8 @@ class JinglePeer:
         elif action == "content-modify":
             detail += " senders=" + ",".join(c.get("senders", "both") for c in j.findall(q(NS_JINGLE, "content")))
         self._ev("in", "jingle:" + action, sid, detail)
+        for v in check_jingle(j, action):
+            self._violation(sid, v)
         if action == "session-initiate":
             if call is not None and (call.role != "responder" or call.offer_jingle is not None):
                 return self._iq_error(iq, "cancel", "bad-request", "out-of-order", sid)
@@ -1188,6 +1213,7 @@ class JinglePeer:
             return
         for c in j.findall(q(NS_JINGLE, "content")):
             call.senders = c.get("senders", "both")
+        call.remote_sdp = sdp
         await call.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
         await self._flush_candidates(call)
         call._apply_senders()
@@ -1206,6 +1232,59 @@ class JinglePeer:
             f.append(reason_el(cond or "success"))
             self._send_msg(call.remote, f, "jmi:finish", call.sid, cond or "success")
         await self._ended(call, cond, text, "remote")
+
+
+# XEP-0176 schema: the attributes a <candidate/> must have
+CANDIDATE_REQUIRED = ("component", "foundation", "generation", "id", "ip", "port", "priority", "protocol", "type")
+
+
+def check_jingle(j: ET.Element, action: str) -> list[str]:
+    """MUST-level problems in a received <jingle/> (XEP-0166 schema and §7, XEP-0176 §4/§5, XEP-0320 §3 with
+    RFC 5763 §5, XEP-0167 schema)."""
+    out = []
+    if not j.get("sid"):
+        out.append("%s without sid" % action)
+    if action in ("session-initiate", "session-accept", "content-modify", "transport-info") \
+            and not j.findall(q(NS_JINGLE, "content")):
+        out.append("%s without <content/>" % action)
+    for c in j.findall(q(NS_JINGLE, "content")):
+        name = c.get("name")
+        if not name or c.get("creator") not in ("initiator", "responder"):
+            out.append("%s: <content/> needs name and creator=initiator|responder (got name=%r creator=%r)"
+                       % (action, name, c.get("creator")))
+        if c.get("senders", "both") not in ("both", "initiator", "responder", "none"):
+            out.append("%s: content %r senders=%r" % (action, name, c.get("senders")))
+        d = c.find(q(NS_RTP, "description"))
+        if d is not None:
+            for pt in d.findall(q(NS_RTP, "payload-type")):
+                pid = pt.get("id", "")
+                if not pid.isdigit() or int(pid) > 127:
+                    out.append("%s: payload-type id %r is not 0..127" % (action, pid))
+        t = c.find(q(NS_ICE, "transport"))
+        if t is None:
+            continue
+        cands = t.findall(q(NS_ICE, "candidate"))
+        if cands and not (t.get("ufrag") and t.get("pwd")):
+            out.append("%s: content %r has candidates but no ufrag/pwd (XEP-0176 §5)" % (action, name))
+        for cand in cands:
+            missing = [a for a in CANDIDATE_REQUIRED if not cand.get(a)]
+            if missing:
+                out.append("%s: candidate %s lacks %s" % (action, cand.get("id", "?"), ",".join(missing)))
+        for fp in t.findall(q(NS_DTLS, "fingerprint")):
+            setup = fp.get("setup")
+            if setup not in ("actpass", "active", "passive"):
+                out.append("%s: fingerprint setup=%r" % (action, setup))
+            elif action == "session-accept" and setup == "actpass":
+                out.append("session-accept: the answerer's fingerprint says setup='actpass' (RFC 5763 §5: "
+                           "active or passive)")
+            if not fp.get("hash") or not (fp.text or "").strip():
+                out.append("%s: fingerprint without hash or value" % action)
+    r = j.find(q(NS_JINGLE, "reason"))
+    if action == "session-terminate" and r is not None:
+        conds = [x.tag.split("}", 1)[1] for x in r if x.tag.split("}", 1)[1] != "text"]
+        if not conds or conds[0] not in REASONS:
+            out.append("session-terminate: <reason/> condition %r is not one of XEP-0166 §7.4" % conds)
+    return out
 
 
 def _summary(contents) -> str:
@@ -1285,13 +1364,17 @@ async def _selftest(args) -> int:
 
 
 async def _call(args) -> int:
-    p = JinglePeer(args.jid, args.password, port=args.port, trickle=args.trickle,
+    p = JinglePeer(args.jid, args.password, port=args.port, trickle=args.trickle, tone_hz=args.tone,
                    ice_hosts=args.ice_host or None, codecs=args.codec or None, record_dir=args.record_dir)
     await p.start()
     try:
         call = await p.place_call(args.to, jmi=not args.no_jmi)
-        await call.wait_state("active", args.timeout)
-        await call.wait_media(args.timeout)
+        try:
+            await call.wait_state("active", args.timeout)
+            await call.wait_media(args.timeout)
+        except AssertionError:
+            print("call failed: state %s, reason %s %s" % (call.state, call.reason, call.reason_text or ""))
+            return 1
         await asyncio.sleep(args.duration)
         stats = await call.media_stats()
         print("stats: %s" % stats)
@@ -1304,6 +1387,7 @@ async def _call(args) -> int:
 
 async def _answer(args) -> int:
     p = JinglePeer(args.jid, args.password, port=args.port, trickle=args.trickle, ice_hosts=args.ice_host or None,
+                   tone_hz=args.tone,
                    on_propose=args.on_propose, on_initiate=args.on_initiate, reject_reason=args.reason,
                    codecs=args.codec or None, record_dir=args.record_dir)
     await p.start()
@@ -1352,6 +1436,7 @@ def main(argv=None) -> int:
         p.add_argument("--ice-host", action="append", help="host candidate address (repeat); default: aioice's")
         p.add_argument("--codec", action="append", help="offer/answer only this codec (repeat), e.g. PCMU")
         p.add_argument("--record-dir", help="write received audio as WAV files here")
+        p.add_argument("--tone", type=float, default=440.0, help="frequency of the sine we send (Hz)")
     args = ap.parse_args(argv)
     if AIORTC_ERROR is not None:
         print(INSTALL_HINT, file=sys.stderr)

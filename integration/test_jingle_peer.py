@@ -19,7 +19,7 @@ LOOPBACK = ["127.0.0.1"]
 RMS_MIN = 0.05          # the tone is sent at 0.3 of full scale; silence or noise stays far below this
 PITCH_TOL = 60.0        # zero-crossing estimate per 20 ms frame: 25 Hz steps
 
-pytestmark = pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+SERVERS = pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
 
 
 @pytest.fixture(autouse=True)
@@ -43,6 +43,8 @@ def run(scenario, *peers_kw, timeout: float = 90):
             for p in peers:
                 await p.start()
             await asyncio.wait_for(scenario(*peers), timeout)
+            for p in peers:    # the peer's own XEP checks of what the other peer sent
+                assert p.violations == [], "%s saw violations: %s" % (p.name, p.violations)
         except BaseException as e:
             logs = "\n".join("--- %s events:\n%s" % (p.name, p.log_text(120)) for p in peers)
             raise AssertionError("%s: %s\n%s" % (type(e).__name__, e, logs)) from e
@@ -79,6 +81,7 @@ def check_audio(stats: dict, hears_hz: float, who: str):
 
 
 # ------------------------------------------------------------------------------------------ tests
+@SERVERS
 def test_media_26_jingle_peer_disco_and_caps(xmpp_server):
     """disco#info of a peer lists the Jingle RTP / ICE-UDP / DTLS / audio / JMI features; its presence carries
     XEP-0115 caps whose ver is the hash of that disco#info (computed here, not by slixmpp)."""
@@ -99,6 +102,7 @@ def test_media_26_jingle_peer_disco_and_caps(xmpp_server):
     run(scenario, {"user": "alice"}, {"user": "bob"})
 
 
+@SERVERS
 def test_media_25_15_23_jingle_peer_call_audio_hold_hangup(xmpp_server):
     """alice calls bob's bare JID: propose/ringing/proceed, session-initiate/accept to the full JID, ICE + DTLS-SRTP
     on loopback, each hears the other's tone; alice holds (session-info + content-modify senders=initiator: bob
@@ -157,6 +161,7 @@ def test_media_25_15_23_jingle_peer_call_audio_hold_hangup(xmpp_server):
     run(scenario, {"user": "alice"}, {"user": "bob"})
 
 
+@SERVERS
 def test_media_7_jingle_peer_direct_initiate_trickle_ring_then_accept(xmpp_server):
     """No XEP-0353: session-initiate straight to bob's full JID with no candidates, every candidate in its own
     transport-info (both directions); bob only rings (session-info <ringing/>) until the test accepts; audio
@@ -187,6 +192,7 @@ def test_media_7_jingle_peer_direct_initiate_trickle_ring_then_accept(xmpp_serve
     run(scenario, {"user": "alice", "trickle": True}, {"user": "bob", "trickle": True, "on_initiate": "ring"})
 
 
+@SERVERS
 @pytest.mark.parametrize("reason", ["decline", "busy"])
 def test_media_25_jingle_peer_propose_rejected(xmpp_server, reason):
     """bob rejects the <propose/> with REASON: alice's call ends with it and no session-initiate is sent."""
@@ -200,6 +206,7 @@ def test_media_25_jingle_peer_propose_rejected(xmpp_server, reason):
     run(scenario, {"user": "alice"}, {"user": "bob", "on_propose": "reject", "reject_reason": reason})
 
 
+@SERVERS
 def test_media_23_jingle_peer_session_initiate_busy(xmpp_server):
     """bob answers a direct session-initiate with session-terminate <busy/> (after ringing): alice's call ends busy."""
     async def scenario(a, b):
@@ -211,6 +218,7 @@ def test_media_23_jingle_peer_session_initiate_busy(xmpp_server):
     run(scenario, {"user": "alice"}, {"user": "bob", "on_initiate": "reject", "reject_reason": "busy"})
 
 
+@SERVERS
 def test_media_25_jingle_peer_ringing_then_retract(xmpp_server):
     """bob's device rings but nobody answers; alice gives up: <retract/> with <cancel/> ends bob's call too."""
     async def scenario(a, b):
@@ -225,11 +233,13 @@ def test_media_25_jingle_peer_ringing_then_retract(xmpp_server):
     run(scenario, {"user": "alice"}, {"user": "bob", "on_propose": "ring"})
 
 
+@SERVERS
 def test_media_8_jingle_peer_errors_for_unknown_session_and_info(xmpp_server):
     """Jingle IQ errors (XEP-0166 §10, CHECKLIST MEDIA-8): an unknown sid gets item-not-found + <unknown-session/>;
     a session-info payload the peer does not know gets feature-not-implemented + <unsupported-info/>."""
     async def scenario(a, b):
-        r = await a.jingle_iq(b.full_jid, "<jingle xmlns='%s' action='transport-info' sid='no-such-sid'/>" % NS_JINGLE)
+        r = await a.jingle_iq(b.full_jid, "<jingle xmlns='%s' action='transport-info' sid='no-such-sid'><content "
+                              "creator='initiator' name='0'/></jingle>" % NS_JINGLE)
         assert (r["type"], r["condition"], r["jingle_error"]) == ("error", "item-not-found", "unknown-session"), r
         call = await a.place_call(b.bare_jid)
         await call.wait_state("active")
@@ -242,3 +252,92 @@ def test_media_8_jingle_peer_errors_for_unknown_session_and_info(xmpp_server):
         await call.hangup()
         assert await b.calls[call.sid].wait_ended() == "success"
     run(scenario, {"user": "alice"}, {"user": "bob"})
+
+
+# ------------------------------------------------------- the peer's own translation (no server needed)
+OFFER = "\r\n".join([
+    "v=0", "o=- 1 1 IN IP4 0.0.0.0", "s=-", "t=0 0", "a=group:BUNDLE a0",
+    "m=audio 50000 UDP/TLS/RTP/SAVPF 111 0 101", "c=IN IP4 192.0.2.1", "a=mid:a0", "a=sendonly",
+    "a=ice-ufrag:Uf1x", "a=ice-pwd:pwpwpwpwpwpwpwpwpwpwpw",
+    "a=fingerprint:sha-256 AA:BB:CC", "a=fingerprint:sha-1 11:22", "a=setup:actpass", "a=rtcp-mux",
+    "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level", "a=extmap:2/recvonly urn:example:x",
+    "a=rtpmap:111 opus/48000/2", "a=fmtp:111 minptime=10;useinbandfec=1", "a=rtcp-fb:111 transport-cc",
+    "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-15", "a=rtcp-fb:* nack",
+    "a=ptime:20", "a=ssrc:1234 cname:abc",
+    "a=candidate:f1 1 UDP 2130706431 192.0.2.1 50000 typ host",
+    "a=candidate:f2 1 udp 1694498815 198.51.100.7 40000 typ srflx raddr 192.0.2.1 rport 50000", ""])
+
+
+def _find(el, ns, name):
+    from jingle_peer import q
+    return el.findall(q(ns, name))
+
+
+def test_media_9_11_24_jingle_peer_translation_sdp_jingle_sdp():
+    """The peer's SDP -> Jingle (XEP-0167/0176/0320/0293/0294/0338/0339) and back, on an offer with more than
+    aiortc writes: direction (MEDIA-6), fmtp split (MEDIA-19), rtcp-fb per payload and '*', hdrext with a
+    direction, srflx candidate with raddr/rport, BUNDLE group, ssrc, sha-256 chosen among two fingerprints."""
+    import xml.etree.ElementTree as ET
+    from jingle_peer import (NS_DTLS, NS_GROUP, NS_HDREXT, NS_ICE, NS_RTCP_FB, NS_RTP, NS_SSMA, jingle_to_sdp,
+                             parse_sdp, q, sdp_to_jingle)
+    contents, group = sdp_to_jingle(OFFER, "initiator")
+    assert len(contents) == 1 and group is not None and group.get("semantics") == "BUNDLE"
+    c = contents[0]
+    assert (c.get("name"), c.get("creator"), c.get("senders")) == ("a0", "initiator", "initiator")
+    d = c.find(q(NS_RTP, "description"))
+    pts = _find(d, NS_RTP, "payload-type")
+    assert [(p.get("id"), p.get("name"), p.get("clockrate"), p.get("channels")) for p in pts] == [
+        ("111", "opus", "48000", "2"), ("0", "PCMU", "8000", None), ("101", "telephone-event", "8000", None)]
+    assert [(x.get("name"), x.get("value")) for x in _find(pts[0], NS_RTP, "parameter")] == [
+        ("minptime", "10"), ("useinbandfec", "1")]
+    assert [x.get("type") for x in _find(pts[0], NS_RTCP_FB, "rtcp-fb")] == ["transport-cc"]
+    assert [x.get("type") for x in _find(d, NS_RTCP_FB, "rtcp-fb")] == ["nack"]
+    assert [(x.get("id"), x.get("uri"), x.get("senders")) for x in _find(d, NS_HDREXT, "rtp-hdrext")] == [
+        ("1", "urn:ietf:params:rtp-hdrext:ssrc-audio-level", None), ("2", "urn:example:x", "responder")]
+    assert d.find(q(NS_RTP, "rtcp-mux")) is not None and pts[0].get("ptime") == "20"
+    assert [s.get("ssrc") for s in _find(d, NS_SSMA, "source")] == ["1234"]
+    t = c.find(q(NS_ICE, "transport"))
+    assert (t.get("ufrag"), t.get("pwd")) == ("Uf1x", "pwpwpwpwpwpwpwpwpwpwpw")
+    fps = _find(t, NS_DTLS, "fingerprint")
+    assert [(f.get("hash"), f.get("setup"), f.text) for f in fps] == [("sha-256", "actpass", "AA:BB:CC")]
+    cands = _find(t, NS_ICE, "candidate")
+    assert [(x.get("foundation"), x.get("protocol"), x.get("type"), x.get("rel-addr"), x.get("rel-port"))
+            for x in cands] == [("f1", "udp", "host", None, None), ("f2", "udp", "srflx", "192.0.2.1", "50000")]
+
+    # and back, as the far side's session-initiate would be turned into SDP for aiortc
+    j = ET.Element(q("urn:xmpp:jingle:1", "jingle"), {"action": "session-initiate", "sid": "s"})
+    j.extend(contents + [group])
+    back = parse_sdp(jingle_to_sdp(j, "initiator"))
+    m = back.media[0]
+    assert m.formats == ["111", "0", "101"] and m.attr("mid") == "a0" and m.attr("sendonly") is not None
+    assert m.attrs("rtpmap") == ["111 opus/48000/2", "0 PCMU/8000", "101 telephone-event/8000"]
+    assert m.attrs("fmtp") == ["111 minptime=10;useinbandfec=1", "101 0-15"]
+    assert sorted(m.attrs("rtcp-fb")) == ["* nack", "111 transport-cc"]
+    assert m.attrs("extmap") == ["1 urn:ietf:params:rtp-hdrext:ssrc-audio-level", "2/recvonly urn:example:x"]
+    assert (m.attr("ice-ufrag"), m.attr("setup"), m.attrs("fingerprint")) == ("Uf1x", "actpass",
+                                                                            ["sha-256 AA:BB:CC"])
+    assert m.attr("rtcp-mux") is not None and back.attrs("group") == ["BUNDLE a0"]
+    assert m.attrs("candidate") == ["f1 1 udp 2130706431 192.0.2.1 50000 typ host generation 0",
+                                    "f2 1 udp 1694498815 198.51.100.7 40000 typ srflx raddr 192.0.2.1 rport 50000 "
+                                    "generation 0"]
+    # the same SDP read as the answerer's: sendonly from the responder means senders='responder'
+    assert sdp_to_jingle(OFFER, "responder")[0][0].get("senders") == "responder"
+
+
+def test_media_8_jingle_peer_checks_flag_violations():
+    """check_jingle (the peer's checks of what it receives) finds what a broken gateway could send."""
+    import xml.etree.ElementTree as ET
+    from jingle_peer import check_jingle
+    bad = ET.fromstring(
+        "<jingle xmlns='urn:xmpp:jingle:1' action='session-accept' sid='s'><content name='0'>"
+        "<description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'><payload-type id='200' name='x'/>"
+        "</description><transport xmlns='urn:xmpp:jingle:transports:ice-udp:1'>"
+        "<fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash='sha-256' setup='actpass'>AA</fingerprint>"
+        "<candidate id='c1' ip='127.0.0.1' port='1'/></transport></content></jingle>")
+    found = "\n".join(check_jingle(bad, "session-accept"))
+    for what in ("creator", "0..127", "no ufrag/pwd", "lacks component,foundation,generation,priority,protocol,type",
+                 "setup='actpass'"):
+        assert what in found, "check_jingle missed %r:\n%s" % (what, found)
+    term = ET.fromstring("<jingle xmlns='urn:xmpp:jingle:1' action='session-terminate' sid='s'><reason><nope/>"
+                         "</reason></jingle>")
+    assert check_jingle(term, "session-terminate"), "an unknown reason condition must be flagged"
