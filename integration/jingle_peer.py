@@ -74,6 +74,10 @@ NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 # what disco#info (and so the XEP-0115 hash) advertises
 FEATURES = [NS_JINGLE, NS_RTP, NS_RTP_AUDIO, NS_ICE, NS_DTLS, NS_RTCP_FB, NS_HDREXT, NS_GROUP, NS_SSMA, NS_JMI,
             NS_RTP_INFO]
+# XEP-0166 §7.2 actions
+ACTIONS = {"content-accept", "content-add", "content-modify", "content-reject", "content-remove", "description-info",
+           "security-info", "session-accept", "session-info", "session-initiate", "session-terminate",
+           "transport-accept", "transport-info", "transport-reject", "transport-replace"}
 # XEP-0166 §7.4 reason conditions
 REASONS = {"alternative-session", "busy", "cancel", "connectivity-error", "decline", "expired", "failed-application",
            "failed-transport", "general-error", "gone", "incompatible-parameters", "media-error", "security-error",
@@ -696,10 +700,12 @@ class JinglePeer:
         self.presence_caps: dict[str, dict] = {}               # full JID -> {node, ver, hash}
         self.iq_errors: list[str] = []
         self.violations: list[str] = []    # MUSTs the far side broke (see check_jingle / _on_message)
+        self.warnings: list[str] = []      # tolerated oddities (a bare-JID 'from' within a session)
         self._incoming: asyncio.Queue = asyncio.Queue()
         self._t0 = time.monotonic()
         self.x: Optional[slixmpp.ClientXMPP] = None
         self._tasks: set = set()
+        self._available = asyncio.Event()
 
     # ---- plumbing
     def _ev(self, direction: str, kind: str, sid: str, detail: str = ""):
@@ -772,6 +778,9 @@ class JinglePeer:
         await asyncio.wait_for(x.get_roster(), timeout)
         await x.plugin["xep_0115"].update_caps(broadcast=False)
         x.send_presence()   # with <c/> (XEP-0115), added by slixmpp's caps filter
+        # Wait for the server's copy of our own presence (RFC 6121 §4.2.2): before it, the server counts us as
+        # unavailable and would store a <propose/> sent to our bare JID offline instead of delivering it.
+        await asyncio.wait_for(self._available.wait(), timeout)
         self._ev("--", "online", "-", self.full_jid)
         return self
 
@@ -1050,6 +1059,8 @@ class JinglePeer:
 
     # ---- stanzas in
     def _on_presence(self, pres):
+        if str(pres["from"]) == self.full_jid and pres["type"] in ("available", ""):
+            self._available.set()
         c = pres.xml.find("{http://jabber.org/protocol/caps}c")
         if c is not None:
             self.presence_caps[str(pres["from"])] = dict(c.attrib)
@@ -1070,6 +1081,11 @@ class JinglePeer:
                     self._violation(child.get("id", "-"), "%s without the <store/> hint" % what)
                 if not child.get("id"):
                     self._violation("-", "%s without an id" % what)
+                if msg.xml.find("{urn:xmpp:delay}delay") is not None:
+                    # stored offline by the server while we were away: a call of an earlier run, not ours
+                    self._ev("in", "jmi:%s (delayed: ignored)" % child.tag.split("}", 1)[1], child.get("id", "-"),
+                             "from=%s" % msg["from"])
+                    continue
                 self._spawn(self._on_jmi(str(msg["from"]), child))
 
     async def _on_jmi(self, frm: str, el: ET.Element):
@@ -1134,9 +1150,9 @@ class JinglePeer:
             self._violation(sid, v)
         if action == "session-initiate":
             if call is not None and (call.role != "responder" or call.offer_jingle is not None):
-                return self._iq_error(iq, "cancel", "bad-request", "out-of-order", sid)
+                return self._iq_error(iq, "cancel", "unexpected-request", "out-of-order", sid)
             if call is not None and call.state not in ("proceeding", "proposed"):
-                return self._iq_error(iq, "cancel", "bad-request", "out-of-order", sid)
+                return self._iq_error(iq, "cancel", "unexpected-request", "out-of-order", sid)
             iq.reply(clear=True).send()
             if call is None:
                 call = Call(self, sid, "responder", frm, False)
@@ -1149,8 +1165,17 @@ class JinglePeer:
                 call.senders = c.get("senders", "both")
             self._spawn(self._on_initiate(call))
             return
-        if call is None or frm != call.remote:
+        if action not in ACTIONS:
+            return self._iq_error(iq, "cancel", "bad-request", None, sid)
+        if call is not None and frm != call.remote and frm.split("/")[0] == call.remote.split("/")[0]:
+            # e.g. session-info <ringing/> from the callee's bare JID (CHECKLIST MEDIA-22 reads it so)
+            self.warnings.append("%s: %s from %s, not from the session's %s" % (sid[:8], action, frm, call.remote))
+        elif call is None or frm != call.remote:
             return self._iq_error(iq, "cancel", "item-not-found", "unknown-session", sid)
+        if call.state == "ended":              # XEP-0166 §6.7: after session-terminate the session is unknown
+            return self._iq_error(iq, "cancel", "item-not-found", "unknown-session", sid)
+        if action == "session-accept" and (call.role != "initiator" or call.state != "pending"):
+            return self._iq_error(iq, "cancel", "unexpected-request", "out-of-order", sid)
         if action == "session-info":
             payload = [c.tag.split("}", 1)[1] for c in j if c.tag.startswith("{%s}" % NS_RTP_INFO)]
             unknown = [c for c in j if not c.tag.startswith("{%s}" % NS_RTP_INFO)]
@@ -1174,13 +1199,26 @@ class JinglePeer:
             self._spawn(call._set(senders=call.senders))
         elif action == "session-terminate":
             self._spawn(self._on_terminate(call, cond, text))
+        elif action == "content-add":          # one audio content is all this peer does (XEP-0166 §7.2.1)
+            self._spawn(self._jingle_set(call, "content-reject", [
+                ET.Element(q(NS_JINGLE, "content"), {"creator": c.get("creator", "initiator"), "name": c.get("name", "")})
+                for c in j.findall(q(NS_JINGLE, "content"))] + [reason_el("unsupported-applications")],
+                detail="content-add not supported"))
+        elif action == "transport-replace":    # ICE-UDP only (XEP-0166 §7.2.15)
+            self._spawn(self._jingle_set(call, "transport-reject", [
+                ET.Element(q(NS_JINGLE, "content"), {"creator": c.get("creator", "initiator"), "name": c.get("name", "")})
+                for c in j.findall(q(NS_JINGLE, "content"))] + [reason_el("unsupported-transports")],
+                detail="transport-replace not supported"))
+        elif action not in ("transport-info", "content-modify", "session-accept"):
+            self._ev("--", "unhandled", sid, action + " (acknowledged, nothing done)")
 
-    def _iq_error(self, iq, etype: str, condition: str, jingle_cond: str, sid: str):
+    def _iq_error(self, iq, etype: str, condition: str, jingle_cond: Optional[str], sid: str):
         r = iq.reply(clear=True)
         r["type"] = "error"
         r["error"]["type"] = etype
         r["error"]["condition"] = condition
-        r["error"].xml.append(ET.Element(q(NS_JINGLE_ERRORS, jingle_cond)))
+        if jingle_cond:
+            r["error"].xml.append(ET.Element(q(NS_JINGLE_ERRORS, jingle_cond)))
         self._ev("out", "iq-error", sid, "%s/%s" % (condition, jingle_cond))
         r.send()
 
@@ -1392,7 +1430,11 @@ async def _answer(args) -> int:
                    codecs=args.codec or None, record_dir=args.record_dir)
     await p.start()
     try:
-        call = await p.wait_incoming(args.wait)
+        try:
+            call = await p.wait_incoming(args.wait)
+        except AssertionError:
+            print("no incoming call within %.0fs" % args.wait)
+            return 1
         if args.on_propose == "reject" or args.on_initiate == "reject":
             await call.wait_ended(args.timeout)
             return 0

@@ -236,7 +236,9 @@ def test_media_25_jingle_peer_ringing_then_retract(xmpp_server):
 @SERVERS
 def test_media_8_jingle_peer_errors_for_unknown_session_and_info(xmpp_server):
     """Jingle IQ errors (XEP-0166 §10, CHECKLIST MEDIA-8): an unknown sid gets item-not-found + <unknown-session/>;
-    a session-info payload the peer does not know gets feature-not-implemented + <unsupported-info/>."""
+    a session-info payload the peer does not know gets feature-not-implemented + <unsupported-info/>; a second
+    session-accept gets unexpected-request + <out-of-order/>; content-add is answered with content-reject; after
+    session-terminate the sid is unknown."""
     async def scenario(a, b):
         r = await a.jingle_iq(b.full_jid, "<jingle xmlns='%s' action='transport-info' sid='no-such-sid'><content "
                               "creator='initiator' name='0'/></jingle>" % NS_JINGLE)
@@ -249,8 +251,23 @@ def test_media_8_jingle_peer_errors_for_unknown_session_and_info(xmpp_server):
                                                                   "unsupported-info"), r
         r = await a.jingle_iq(b.full_jid, "<jingle xmlns='%s' action='session-info' sid='%s'/>" % (NS_JINGLE, call.sid))
         assert r["type"] == "result", "an empty session-info (ping) must get a result: %s" % r
+        r = await a.jingle_iq(b.full_jid, "<jingle xmlns='%s' action='content-add' sid='%s'><content creator='initiator' "
+                              "name='v'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='video'/></content>"
+                              "</jingle>" % (NS_JINGLE, call.sid))
+        assert r["type"] == "result", r
+        for _ in range(100):
+            if "in:jingle:content-reject" in kinds(a, call.sid):
+                break
+            await asyncio.sleep(0.05)
+        assert "in:jingle:content-reject" in kinds(a, call.sid), "content-add got no content-reject"
+        r = await a.jingle_iq(b.full_jid, "<jingle xmlns='%s' action='session-accept' sid='%s'><content "
+                              "creator='initiator' name='0'/></jingle>" % (NS_JINGLE, call.sid))
+        assert (r["condition"], r["jingle_error"]) == ("unexpected-request", "out-of-order"), r
         await call.hangup()
         assert await b.calls[call.sid].wait_ended() == "success"
+        r = await a.jingle_iq(b.full_jid, "<jingle xmlns='%s' action='session-info' sid='%s'/>" % (NS_JINGLE, call.sid))
+        assert (r["condition"], r["jingle_error"]) == ("item-not-found", "unknown-session"), \
+            "an IQ for a terminated session must get unknown-session (XEP-0166 §6.7): %s" % r
     run(scenario, {"user": "alice"}, {"user": "bob"})
 
 
