@@ -7,11 +7,13 @@ transport-info (trickled candidates), XEP-0176 ICE + XEP-0320 DTLS-SRTP connecti
 both ways (RTP counters from aiortc, RMS and pitch of the decoded tone), disco#info + XEP-0115 caps.
 The gateway is not involved: only the server fixture is used."""
 import asyncio
+import xml.etree.ElementTree as ET
 
 import pytest
 
-from jingle_peer import (AIORTC_ERROR, FEATURES, INSTALL_HINT, JinglePeer, caps_ver_of,  # noqa: F401
-                         NS_JINGLE)
+from jingle_peer import AIORTC_ERROR, INSTALL_HINT, JinglePeer
+from jingle_sdp import (FEATURES, NS_DTLS, NS_HDREXT, NS_ICE, NS_JINGLE, NS_RTCP_FB, NS_RTP, NS_SSMA,
+                        check_jingle, jingle_to_sdp, parse_sdp, q, sdp_to_jingle)
 from topology import C2S_PORT, XMPP_DOMAIN
 
 ALICE_HZ, BOB_HZ = 440.0, 660.0
@@ -19,13 +21,16 @@ LOOPBACK = ["127.0.0.1"]
 RMS_MIN = 0.05          # the tone is sent at 0.3 of full scale; silence or noise stays far below this
 PITCH_TOL = 60.0        # zero-crossing estimate per 20 ms frame: 25 Hz steps
 
-SERVERS = pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
-
-
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def need_aiortc():
     if AIORTC_ERROR is not None:
         pytest.fail("%s (import error: %s)" % (INSTALL_HINT, AIORTC_ERROR), pytrace=False)
+
+
+def SERVERS(fn):
+    """A test of two peers on Prosody and on ejabberd; it fails (with the install command) without aiortc."""
+    return pytest.mark.usefixtures("need_aiortc")(
+        pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)(fn))
 
 
 def peer(user: str, **kw) -> JinglePeer:
@@ -286,7 +291,6 @@ OFFER = "\r\n".join([
 
 
 def _find(el, ns, name):
-    from jingle_peer import q
     return el.findall(q(ns, name))
 
 
@@ -294,9 +298,6 @@ def test_media_9_11_24_jingle_peer_translation_sdp_jingle_sdp():
     """The peer's SDP -> Jingle (XEP-0167/0176/0320/0293/0294/0338/0339) and back, on an offer with more than
     aiortc writes: direction (MEDIA-6), fmtp split (MEDIA-19), rtcp-fb per payload and '*', hdrext with a
     direction, srflx candidate with raddr/rport, BUNDLE group, ssrc, sha-256 chosen among two fingerprints."""
-    import xml.etree.ElementTree as ET
-    from jingle_peer import (NS_DTLS, NS_GROUP, NS_HDREXT, NS_ICE, NS_RTCP_FB, NS_RTP, NS_SSMA, jingle_to_sdp,
-                             parse_sdp, q, sdp_to_jingle)
     contents, group = sdp_to_jingle(OFFER, "initiator")
     assert len(contents) == 1 and group is not None and group.get("semantics") == "BUNDLE"
     c = contents[0]
@@ -343,8 +344,6 @@ def test_media_9_11_24_jingle_peer_translation_sdp_jingle_sdp():
 
 def test_media_8_jingle_peer_checks_flag_violations():
     """check_jingle (the peer's checks of what it receives) finds what a broken gateway could send."""
-    import xml.etree.ElementTree as ET
-    from jingle_peer import check_jingle
     bad = ET.fromstring(
         "<jingle xmlns='urn:xmpp:jingle:1' action='session-accept' sid='s'><content name='0'>"
         "<description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'><payload-type id='200' name='x'/>"
