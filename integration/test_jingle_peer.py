@@ -170,7 +170,7 @@ def test_media_25_15_23_jingle_peer_call_audio_hold_hangup(xmpp_server):
 def test_media_7_jingle_peer_direct_initiate_trickle_ring_then_accept(xmpp_server):
     """No XEP-0353: session-initiate straight to bob's full JID with no candidates, every candidate in its own
     transport-info (both directions); bob only rings (session-info <ringing/>) until the test accepts; audio
-    both ways; alice hangs up with <success/>."""
+    both ways; bob (the responder) holds and unholds; alice hangs up with <success/>."""
     async def scenario(a, b):
         call = await a.place_call(b.full_jid, jmi=False)
         inc = await b.wait_incoming()
@@ -192,6 +192,20 @@ def test_media_7_jingle_peer_direct_initiate_trickle_ring_then_accept(xmpp_serve
         assert kb.count("out:jingle:transport-info") >= 1 and ka.count("in:jingle:transport-info") >= 1, kb
         si = next(e for e in a.events if e.sid == call.sid and e.kind == "jingle:session-initiate")
         assert "cand=0" in si.detail, "trickle: the session-initiate should carry no candidate: " + si.detail
+
+        # now the responder holds: content-modify senders='responder', so alice (the initiator) stops sending
+        await inc.hold()
+        await call.wait_info("hold")
+        await call.wait_senders("responder")
+        await asyncio.sleep(0.3)
+        alice_sent, alice_got = await asyncio.gather(delta(call, "packets_sent", 1.5),
+                                                     delta(call, "packets_received", 1.5))
+        assert alice_sent <= 2 and alice_got >= 50, "bob holds: alice sent %d (want 0), got %d" % (
+            alice_sent, alice_got)
+        await inc.unhold()
+        await call.wait_senders("both")
+        await asyncio.sleep(0.3)
+        assert await delta(inc, "packets_received", 1.0) >= 30, "after unhold bob hears nothing"
         await call.hangup()
         assert await inc.wait_ended() == "success" and inc.ended_by == "remote"
     run(scenario, {"user": "alice", "trickle": True}, {"user": "bob", "trickle": True, "on_initiate": "ring"})
