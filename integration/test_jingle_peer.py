@@ -123,6 +123,7 @@ def test_media_25_15_23_jingle_peer_call_audio_hold_hangup(xmpp_server):
         await inc.wait_media()
         await asyncio.sleep(2.5)
         sa, sb = await call.media_stats(), await inc.media_stats()
+        print("\nafter 2.5 s: alice %s\n             bob   %s" % (sa, sb))
         check_audio(sa, BOB_HZ, "alice")
         check_audio(sb, ALICE_HZ, "bob")
         assert in_order(kinds(a, call.sid), "out:jmi:propose", "in:jmi:ringing", "in:jmi:proceed",
@@ -141,6 +142,7 @@ def test_media_25_15_23_jingle_peer_call_audio_hold_hangup(xmpp_server):
                                                             delta(inc, "packets_received", 1.5))
         assert bob_sent <= 2 and alice_got <= 2, "on hold bob still sent %d, alice got %d" % (bob_sent, alice_got)
         assert bob_got >= 50, "the holder's audio stopped too: bob got %d packets in 1.5 s" % bob_got
+        print("\non hold, in 1.5 s: bob sent %d, alice got %d, bob got %d" % (bob_sent, alice_got, bob_got))
 
         await call.unhold()
         await inc.wait_info("unhold")
@@ -149,6 +151,7 @@ def test_media_25_15_23_jingle_peer_call_audio_hold_hangup(xmpp_server):
         await asyncio.sleep(0.3)
         bob_sent, alice_got = await asyncio.gather(delta(inc, "packets_sent", 1.5), delta(call, "packets_received", 1.5))
         assert bob_sent >= 50 and alice_got >= 50, "after unhold bob sent %d, alice got %d" % (bob_sent, alice_got)
+        print("after unhold, in 1.5 s: bob sent %d, alice got %d" % (bob_sent, alice_got))
         rms = (await call.media_stats())["rms_median"]
         assert rms > RMS_MIN, "after unhold alice hears silence (RMS %.4f)" % rms
 
