@@ -21,15 +21,24 @@ LOOPBACK = ["127.0.0.1"]
 RMS_MIN = 0.05          # the tone is sent at 0.3 of full scale; silence or noise stays far below this
 PITCH_TOL = 60.0        # zero-crossing estimate per 20 ms frame: 25 Hz steps
 
+
 @pytest.fixture
 def need_aiortc():
     if AIORTC_ERROR is not None:
         pytest.fail("%s (import error: %s)" % (INSTALL_HINT, AIORTC_ERROR), pytrace=False)
 
 
+@pytest.fixture
+def server_up(xmpp_server):
+    """The XMPP server, started again if an earlier module (a restart test) left it stopped."""
+    if not xmpp_server.running:
+        xmpp_server.start()
+    return xmpp_server
+
+
 def SERVERS(fn):
     """A test of two peers on Prosody and on ejabberd; it fails (with the install command) without aiortc."""
-    return pytest.mark.usefixtures("need_aiortc")(
+    return pytest.mark.usefixtures("need_aiortc", "server_up")(
         pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)(fn))
 
 
@@ -50,7 +59,7 @@ def run(scenario, *peers_kw, timeout: float = 90):
             await asyncio.wait_for(scenario(*peers), timeout)
             for p in peers:    # the peer's own XEP checks of what the other peer sent
                 assert p.violations == [], "%s saw violations: %s" % (p.name, p.violations)
-        except BaseException as e:
+        except Exception as e:
             logs = "\n".join("--- %s events:\n%s" % (p.name, p.log_text(120)) for p in peers)
             raise AssertionError("%s: %s\n%s" % (type(e).__name__, e, logs)) from e
         finally:
