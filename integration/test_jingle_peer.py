@@ -224,6 +224,40 @@ def test_media_7_jingle_peer_direct_initiate_trickle_ring_then_accept(xmpp_serve
 
 
 @SERVERS
+def test_media_9_jingle_peer_pcmu_only_recorded(xmpp_server, tmp_path):
+    """Both sides limited to PCMU (what SIP phones behind stox will offer): only PCMU is offered and answered, the
+    8 kHz audio arrives, and bob's recording is a WAV file with alice's tone in it."""
+    import array
+    import math
+    import wave
+
+    async def scenario(a, b):
+        call = await a.place_call(b.bare_jid)
+        inc = await b.wait_incoming()
+        await call.wait_state("active")
+        await call.wait_media()
+        await asyncio.sleep(2)
+        si = next(e for e in a.events if e.sid == call.sid and e.kind == "jingle:session-initiate")
+        acc = next(e for e in b.events if e.sid == call.sid and e.kind == "jingle:session-accept")
+        assert "0[PCMU]" in si.detail and "0[PCMU]" in acc.detail, (si.detail, acc.detail)
+        check_audio(await inc.media_stats(), ALICE_HZ, "bob")
+        check_audio(await call.media_stats(), BOB_HZ, "alice")
+        await call.hangup()
+        await inc.wait_ended()
+        wavs = list(tmp_path.glob("bob-*.wav"))
+        assert len(wavs) == 1, wavs
+        w = wave.open(str(wavs[0]))
+        pcm = array.array("h")
+        pcm.frombytes(w.readframes(w.getnframes()))
+        secs = w.getnframes() / w.getframerate()
+        rms = math.sqrt(sum(x * x for x in pcm) / max(len(pcm), 1)) / 32768
+        print("\nbob's recording: %s, %d Hz, %.2f s, RMS %.3f" % (wavs[0].name, w.getframerate(), secs, rms))
+        assert w.getframerate() == 8000 and secs >= 1.5 and rms > RMS_MIN, (w.getframerate(), secs, rms)
+    run(scenario, {"user": "alice", "codecs": ["PCMU"]},
+        {"user": "bob", "codecs": ["PCMU"], "record_dir": str(tmp_path)})
+
+
+@SERVERS
 @pytest.mark.parametrize("reason", ["decline", "busy"])
 def test_media_25_jingle_peer_propose_rejected(xmpp_server, reason):
     """bob rejects the <propose/> with REASON: alice's call ends with it and no session-initiate is sent."""
