@@ -14,6 +14,7 @@
 //! - [`ice`]: foundations, generations and candidate ids (MEDIA-11..13);
 //! - [`reason`]: SIP status <-> Jingle `<reason/>` (MEDIA-23).
 
+pub mod call;
 pub mod fmtp;
 pub mod ice;
 pub mod jingle;
@@ -22,7 +23,7 @@ pub mod reason;
 pub mod sdp;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::errmap::{SipStatus, XmppError};
 use reason::Reason;

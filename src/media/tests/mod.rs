@@ -12,19 +12,19 @@ use super::sdp::{self, SdpOrigin};
 use std::net::{IpAddr, Ipv4Addr};
 use tokio_xmpp::minidom::Element;
 
-pub(super) fn fixture_path(dir: &str, name: &str) -> std::path::PathBuf {
+pub(crate) fn fixture_path(dir: &str, name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(dir)
         .join(name)
 }
 
-pub(super) fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     let p = fixture_path("tests/fixtures/media", name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 /// Parse an XML fixture; a leading comment (which minidom does not take) is skipped.
-pub(super) fn xml_text(text: &str) -> Element {
+pub(crate) fn xml_text(text: &str) -> Element {
     let text = match text.trim_start().strip_prefix("<!--") {
         Some(rest) => rest.split_once("-->").map(|(_, r)| r).unwrap_or(rest),
         None => text,
@@ -34,11 +34,11 @@ pub(super) fn xml_text(text: &str) -> Element {
         .unwrap_or_else(|e| panic!("fixture XML: {e}"))
 }
 
-pub(super) fn xml(name: &str) -> Element {
+pub(crate) fn xml(name: &str) -> Element {
     xml_text(&String::from_utf8(fixture(name)).unwrap())
 }
 
-pub(super) fn origin(user: &str, id: u64) -> SdpOrigin {
+pub(crate) fn origin(user: &str, id: u64) -> SdpOrigin {
     SdpOrigin {
         username: user.into(),
         session_id: id,
@@ -47,12 +47,12 @@ pub(super) fn origin(user: &str, id: u64) -> SdpOrigin {
     }
 }
 
-pub(super) fn read_sdp(bytes: &[u8], author: Role, kind: Kind) -> sdp::ReadSdp {
+pub(crate) fn read_sdp(bytes: &[u8], author: Role, kind: Kind) -> sdp::ReadSdp {
     let s = sdp::parse(bytes).expect("SDP parses");
     sdp::from_sdp(&s, author, kind).expect("SDP maps")
 }
 
-pub(super) fn sdp_text(
+pub(crate) fn sdp_text(
     desc: &Description,
     author: Role,
     kind: Kind,
@@ -63,6 +63,6 @@ pub(super) fn sdp_text(
         .to_string()
 }
 
-pub(super) fn lines(text: &str) -> Vec<&str> {
+pub(crate) fn lines(text: &str) -> Vec<&str> {
     text.split("\r\n").filter(|l| !l.is_empty()).collect()
 }
