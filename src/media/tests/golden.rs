@@ -203,3 +203,82 @@ fn answer_follows_the_offer_layout() {
     assert!(!text.contains("actpass"));
     assert_eq!(l.iter().filter(|x| x.starts_with("a=mid:")).count(), 3);
 }
+
+/// Two independent translations of one real offer agree: aiortc 1.16.0's SDP offer (made by
+/// `RTCPeerConnection.createOffer` with one audio track) read by our SDP reader, and the same
+/// offer turned into Jingle by the integration suite's call peer (integration/jingle_sdp.py,
+/// written separately) read by our Jingle reader. Candidate ids are the writer's choice and
+/// SDP's a=end-of-candidates has no Jingle form, so those two are set aside.
+#[test]
+fn aiortc_offer_agrees_with_the_independent_translation() {
+    let from_sdp = read_sdp(
+        &fixture("aiortc-1.16.0-offer.sdp"),
+        Role::Initiator,
+        Kind::Offer,
+    )
+    .description;
+    let c = &from_sdp.contents[0];
+    assert_eq!(c.name, "0");
+    assert!(c.transport.end_of_candidates);
+    assert_eq!(
+        c.transport.candidates.len(),
+        2,
+        "IPv4 and IPv6 host candidates"
+    );
+    assert_eq!(
+        c.transport
+            .fingerprint
+            .as_ref()
+            .map(|f| (f.hash.as_str(), f.setup)),
+        Some(("sha-256", Setup::Actpass))
+    );
+    let from_jingle =
+        jingle::read_contents(&xml("aiortc-offer-by-jingle-peer.xml"), Kind::Offer).unwrap();
+    let strip = |mut d: Description| {
+        for c in &mut d.contents {
+            c.transport.end_of_candidates = false;
+            c.transport.candidates.iter_mut().for_each(|k| k.id.clear());
+        }
+        d
+    };
+    assert_eq!(strip(from_sdp), strip(from_jingle));
+}
+
+/// A real baresip 1.0.0 offer with its ice and dtls_srtp modules (captured on loopback):
+/// ICE credentials and the fingerprint at session level, `SHA-256` in capitals, upper-case
+/// `UDP` candidates for RTP and RTCP over IPv4 and IPv6, no rtcp-mux. All of it reaches
+/// Jingle and reads back unchanged.
+#[test]
+fn baresip_ice_dtls_offer_becomes_jingle() {
+    let read = read_sdp(
+        &fixture("baresip-1.0.0-ice-dtls-offer.sdp"),
+        Role::Initiator,
+        Kind::Offer,
+    );
+    let c = &read.description.contents[0];
+    assert_eq!(
+        c.transport.ice.as_ref().map(|i| i.ufrag.as_str()),
+        Some("HmYzKN6")
+    );
+    let fp = c.transport.fingerprint.as_ref().unwrap();
+    assert_eq!((fp.hash.as_str(), fp.setup), ("sha-256", Setup::Actpass));
+    let comps: Vec<u8> = c.transport.candidates.iter().map(|k| k.component).collect();
+    assert_eq!(comps, [1, 2, 1, 2]);
+    assert!(!c.rtcp_mux);
+    let opus = c.payloads.iter().find(|p| p.name == "opus").unwrap();
+    assert_eq!(
+        opus.params,
+        [
+            ("stereo".to_owned(), "1".to_owned()),
+            ("sprop-stereo".to_owned(), "1".to_owned())
+        ]
+    );
+    let mut j = tokio_xmpp::minidom::Element::builder("jingle", xmpp_parsers::ns::JINGLE).build();
+    for e in jingle::render(&read.description, Role::Initiator) {
+        j.append_child(e);
+    }
+    let mut back = jingle::read_contents(&j, Kind::Offer).unwrap();
+    // SDP's a=end-of-candidates (implied here: baresip does not trickle) has no Jingle form.
+    back.contents[0].transport.end_of_candidates = c.transport.end_of_candidates;
+    assert_eq!(back, read.description);
+}
