@@ -7,6 +7,7 @@
 //! `xmpp::service`); this loop only moves their results between the adapters.
 
 pub mod admin;
+pub mod call_session;
 pub mod chat_hub;
 pub mod chat_session;
 pub mod conversation;

@@ -86,6 +86,8 @@ pub enum Input {
     Sip(SipIn),
     /// A timer this call started has fired.
     Timer(Timer),
+    /// The gateway is stopping: both sides are told the call is over.
+    Shutdown,
 }
 
 /// SIP events from the dialog adapter.
@@ -278,6 +280,7 @@ impl Call {
             Input::IqResponse { id, ok } => self.on_iq_response(&id, ok, &mut out),
             Input::Sip(ev) => self.on_sip(ev, &mut out),
             Input::Timer(t) => self.on_timer(t, &mut out),
+            Input::Shutdown => self.shutdown(&mut out),
         }
         out
     }

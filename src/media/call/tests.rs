@@ -466,3 +466,30 @@ fn bad_session_initiate() {
         ]
     );
 }
+
+/// The gateway stopping ends each call on both sides the way its state needs.
+#[test]
+fn shutdown_in_each_state() {
+    let (mut call, _) = Call::from_jingle(settings(), "i1", X, S, &m1());
+    assert_eq!(
+        kinds(&call.handle(Input::Shutdown)),
+        ["Cancel", "session-terminate", "ended-general-error"]
+    );
+    let mut call = active_x_to_s();
+    assert_eq!(
+        kinds(&call.handle(Input::Shutdown)),
+        ["Bye", "session-terminate", "ended-general-error"]
+    );
+    let (mut call, _) = Call::from_invite(
+        settings(),
+        "s",
+        S,
+        X_BARE,
+        &fixture("baresip-1.0.0-offer.sdp"),
+    );
+    assert_eq!(
+        kinds(&call.handle(Input::Shutdown)),
+        ["jmi-retract", "Reject", "ended-general-error"]
+    );
+    assert!(call.handle(Input::Shutdown).is_empty());
+}

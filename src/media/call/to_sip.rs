@@ -213,6 +213,39 @@ impl Call {
         }
     }
 
+    /// The gateway stops: the SIP side gets what ends the dialog in its state (CANCEL,
+    /// BYE, or 503 to an INVITE not yet answered), X gets a retract or session-terminate.
+    pub(super) fn shutdown(&mut self, out: &mut Vec<Output>) {
+        let reason = Reason::GeneralError;
+        match self.state {
+            State::Proposed => {
+                let bare = self.x_jid.clone();
+                let children = vec![stanza::reason(reason)];
+                out.push(Output::Xmpp(stanza::jmi(
+                    "retract",
+                    &self.sid,
+                    &self.s_jid,
+                    &bare,
+                    children,
+                )));
+                out.push(Output::Sip(SipOut::Reject(503)));
+                self.end(reason, out);
+            }
+            State::Ended => {}
+            _ => {
+                let sip = match self.state {
+                    State::Inviting { .. } => vec![SipOut::Cancel],
+                    State::Accepting { .. } => vec![SipOut::Ack, SipOut::Bye],
+                    State::Active => vec![SipOut::Bye],
+                    State::Initiated | State::Answering => vec![SipOut::Reject(503)],
+                    _ => vec![],
+                };
+                out.extend(sip.into_iter().map(Output::Sip));
+                self.terminate(reason, out);
+            }
+        }
+    }
+
     /// X ended the session with `reason`.
     pub(super) fn x_terminated(&mut self, reason: Reason, out: &mut Vec<Output>) {
         match self.state {
