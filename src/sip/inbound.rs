@@ -246,6 +246,8 @@ pub struct StoxLayer {
     cache: Arc<ResponseCache>,
     gate: super::gate::GateCell,
     budget: Arc<super::budget::Budget>,
+    /// INVITEs without a final response yet, for CANCEL (RFC 3261 §9.2).
+    cancels: Arc<super::call::Cancels>,
 }
 
 impl StoxLayer {
@@ -264,6 +266,7 @@ impl StoxLayer {
             cache: response_cache(),
             gate,
             budget,
+            cancels: Arc::default(),
         }
     }
 }
@@ -286,8 +289,15 @@ impl Layer for StoxLayer {
 
     async fn receive(&self, endpoint: &Endpoint, request: MayTake<'_, IncomingRequest>) {
         let method = request.line.method.clone();
-        if method == Method::ACK || method == Method::CANCEL || method == Method::BYE {
-            // ACK gets no response; CANCEL/BYE outside a transaction/dialog: ezk answers 481.
+        if method == Method::CANCEL {
+            // A CANCEL of an INVITE still waiting for its answer; any other gets ezk's 481.
+            if let Some(held) = self.cancels.find(&request) {
+                super::call::Cancels::cancel(held, request.take()).await;
+            }
+            return;
+        }
+        if method == Method::ACK || method == Method::BYE {
+            // ACK gets no response; BYE outside a dialog: ezk answers 481.
             return;
         }
         let request = request.take();
@@ -351,7 +361,11 @@ impl Layer for StoxLayer {
         }
         if method == Method::INVITE && request.base_headers.to.tag.is_none() {
             let msg = Box::new(extract(&request));
-            let pending = super::invite::PendingInvite::new(endpoint.clone(), request);
+            let pending = super::invite::PendingInvite::watched(
+                endpoint.clone(),
+                request,
+                Some(&self.cancels),
+            );
             if self.closing.load(Ordering::Relaxed) {
                 pending
                     .reject(&SipStatus::with_reason(503, "Shutting Down"))

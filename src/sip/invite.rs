@@ -8,6 +8,7 @@
 //! transactions, and our own dialog [`Usage`] that hands in-dialog requests (ACK, BYE,
 //! re-INVITE) to the session task.
 
+use super::call::{Cancels, Held};
 use super::outbound::SipClient;
 use super::SendFailure;
 use crate::errmap::SipStatus;
@@ -19,6 +20,7 @@ use ezk_sip_types::header::typed::{CSeq, Contact, ContentType};
 use ezk_sip_types::uri::NameAddr;
 use ezk_sip_types::{CodeKind, Method, Name, StatusCode};
 use ezk_sip_ua::dialog::{ClientDialogBuilder, Dialog, Usage, UsageGuard};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, trace};
@@ -158,9 +160,12 @@ pub struct InviteOut {
 }
 
 impl SipClient {
-    /// Send an INVITE with an SDP offer along the configured routing and wait for the
-    /// final response; a 2xx is ACKed (RFC 3261 §13.2.2.4).
-    pub async fn invite(&self, o: &InviteOut) -> Result<Established, SendFailure> {
+    /// Build the INVITE of `o` and the dialog builder, with the transport of the next hop
+    /// (`[sip.routes]`, outbound proxy, else the Request-URI) already chosen; and the hop.
+    pub(crate) async fn prepare_invite(
+        &self,
+        o: &InviteOut,
+    ) -> Result<(ClientDialogBuilder, ezk_sip_core::Request, String), SendFailure> {
         let ruri = super::parse_uri(&o.request_uri).map_err(SendFailure::Unreachable)?;
         let from = super::parse_uri(&o.from).map_err(SendFailure::Unreachable)?;
         let contact = super::parse_uri(&o.contact).map_err(SendFailure::Unreachable)?;
@@ -190,7 +195,6 @@ impl SipClient {
             ..Default::default()
         };
         let mut request = builder.create_request(Method::INVITE, None);
-        let cseq = builder.local_cseq;
         request
             .headers
             .insert_named(&ContentType(BytesStr::from_static("application/sdp")));
@@ -198,6 +202,14 @@ impl SipClient {
             request.headers.insert(Name::SUBJECT, s.as_str());
         }
         request.body = o.sdp.clone().into();
+        Ok((builder, request, hop))
+    }
+
+    /// Send an INVITE with an SDP offer along the configured routing and wait for the
+    /// final response; a 2xx is ACKed (RFC 3261 §13.2.2.4).
+    pub async fn invite(&self, o: &InviteOut) -> Result<Established, SendFailure> {
+        let (mut builder, request, hop) = self.prepare_invite(o).await?;
+        let cseq = builder.local_cseq;
         trace!(target: "wire::sip", ruri = %o.request_uri, hop = %hop, "-> INVITE");
         let mut tsx = self
             .endpoint()
@@ -231,14 +243,7 @@ impl SipClient {
                     let dialog = builder
                         .create_dialog_from_response(&resp)
                         .map_err(|e| SendFailure::Unreachable(format!("bad 2xx: {e:?}")))?;
-                    match ezk_sip_ua::invite::create_ack(&dialog, cseq).await {
-                        Ok(mut ack) => {
-                            if let Err(e) = self.endpoint().send_outgoing_request(&mut ack).await {
-                                debug!(error = ?e, "ACK not sent");
-                            }
-                        }
-                        Err(e) => debug!(error = ?e, "ACK not built"),
-                    }
+                    super::call::send_ack(&dialog, cseq).await;
                     return Ok(Established::new(dialog, resp.body.clone()));
                 }
                 _ => return Err(SendFailure::of(&resp)),
@@ -247,43 +252,74 @@ impl SipClient {
     }
 }
 
-/// An inbound INVITE waiting for the gateway's answer.
+/// An inbound INVITE waiting for the gateway's answer. Held with the CANCEL matcher of the
+/// SIP layer: a CANCEL answers it 487 (RFC 3261 §9.2), after which `accept` fails and
+/// `reject` does nothing.
 pub struct PendingInvite {
-    endpoint: Endpoint,
-    request: IncomingRequest,
+    held: Arc<Held>,
+    call_id: String,
 }
 
 impl std::fmt::Debug for PendingInvite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PendingInvite({})", self.request.base_headers.call_id.0)
+        write!(f, "PendingInvite({})", self.call_id)
     }
 }
 
 impl PendingInvite {
-    /// Hold an inbound INVITE.
+    /// Hold an inbound INVITE (no CANCEL matching).
     pub fn new(endpoint: Endpoint, request: IncomingRequest) -> PendingInvite {
-        PendingInvite { endpoint, request }
+        PendingInvite::watched(endpoint, request, None)
+    }
+
+    /// Hold an inbound INVITE, matched by the CANCELs `cancels` sees.
+    pub(crate) fn watched(
+        endpoint: Endpoint,
+        request: IncomingRequest,
+        cancels: Option<&Arc<Cancels>>,
+    ) -> PendingInvite {
+        let call_id = request.base_headers.call_id.0.to_string();
+        PendingInvite {
+            held: Held::new(endpoint, request, cancels),
+            call_id,
+        }
+    }
+
+    /// The shared hold (for [`super::call::IncomingCall`]).
+    pub(crate) fn into_held(self) -> Arc<Held> {
+        self.held
     }
 
     /// Refuse it (a final non-2xx; the INVITE transaction handles the ACK).
     pub async fn reject(self, status: &SipStatus) {
-        super::inbound::respond_full(
-            &self.endpoint,
-            self.request,
-            status,
-            Default::default(),
-            None,
-        )
-        .await;
+        let Some(uas) = self.held.slot.lock().await.take() else {
+            return;
+        };
+        if uas.tsx.is_some() {
+            uas.fail(&self.held.endpoint, status, Vec::new());
+        } else {
+            super::inbound::respond_full(
+                &self.held.endpoint,
+                uas.request,
+                status,
+                Default::default(),
+                None,
+            )
+            .await;
+        }
     }
 
     /// Answer 200 with our SDP, creating the dialog. The 2xx is retransmitted until the ACK
     /// arrives (RFC 3261 §13.3.1.4) by a task of its own.
     pub async fn accept(self, contact: &str, sdp: Vec<u8>) -> Result<Established, String> {
-        let mut req = self.request;
+        let Some(uas) = self.held.slot.lock().await.take() else {
+            return Err("the caller cancelled".into());
+        };
+        let endpoint = self.held.endpoint.clone();
+        let mut req = uas.request;
         let contact_uri = super::parse_uri(contact)?;
         let dialog = Dialog::new_server(
-            self.endpoint.clone(),
+            endpoint.clone(),
             &req,
             Contact::new(NameAddr::uri(contact_uri)),
         )
@@ -294,7 +330,7 @@ impl PendingInvite {
         };
         // Built by hand: ezk's Dialog::create_response panics when the endpoint lists no
         // Supported extension (the gateway supports none).
-        let mut resp = self.endpoint.create_response(&req, StatusCode::OK, None);
+        let mut resp = endpoint.create_response(&req, StatusCode::OK, None);
         let tag = dialog.local_fromto.tag.clone();
         resp.msg
             .headers
@@ -312,7 +348,10 @@ impl PendingInvite {
             .insert_named(&ContentType(BytesStr::from_static("application/sdp")));
         resp.msg.body = sdp.into();
         let established = Established::new(dialog, req.body.clone());
-        let tsx = self.endpoint.create_server_inv_tsx(&mut req);
+        let tsx = match uas.tsx {
+            Some(t) => t,
+            None => endpoint.create_server_inv_tsx(&mut req),
+        };
         let mut accepted = tsx
             .respond_success(resp)
             .await

@@ -4,6 +4,7 @@
 //! (NAPTR/SRV/A, done by ezk) on the Request-URI (GEN-1, GEN-2).
 
 pub mod budget;
+pub mod call;
 pub mod gate;
 pub mod inbound;
 pub mod invite;
