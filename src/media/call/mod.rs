@@ -220,6 +220,8 @@ pub struct Call {
     generations: Generations,
     /// S->X: the id of our session-initiate IQ (an error to it ends the call).
     initiate_iq: Option<String>,
+    /// The last SDP written for X, without its o= line.
+    last_sdp: Option<String>,
 }
 
 impl Call {
@@ -262,6 +264,7 @@ impl Call {
             reinvite_again: false,
             generations: Generations::default(),
             initiate_iq: None,
+            last_sdp: None,
         }
     }
 
@@ -370,14 +373,15 @@ impl Call {
         out.push(Output::Ended(reason));
     }
 
-    /// SDP written on X's behalf.
+    /// SDP written on X's behalf. The o= version goes up only when the description
+    /// changed (RFC 3264 §8): a peer that sees a new version re-reads the session, and
+    /// baresip then restarts its DTLS handshake mid-way.
     fn x_sdp(
         &mut self,
         desc: &Description,
         kind: Kind,
         offer: Option<&[MLine]>,
     ) -> Result<Vec<u8>, MediaError> {
-        self.sdp_version += 1;
         let user = self.x_jid.split('@').next().unwrap_or("-");
         let origin = SdpOrigin {
             username: if self.x_jid.contains('@') {
@@ -386,11 +390,19 @@ impl Call {
                 "-".into()
             },
             session_id: session_id(&self.sid),
-            version: self.sdp_version,
+            version: self.sdp_version + 1,
             address: self.settings.origin,
         };
-        let s = sdp::to_sdp(desc, self.x_role, kind, &origin, offer)?;
-        Ok(s.to_string().into_bytes())
+        let mut s = sdp::to_sdp(desc, self.x_role, kind, &origin, offer)?;
+        let text = s.to_string();
+        let body: String = text.lines().filter(|l| !l.starts_with("o=")).collect();
+        if self.last_sdp.as_deref() == Some(body.as_str()) {
+            s.origin.sess_version = self.sdp_version;
+            return Ok(s.to_string().into_bytes());
+        }
+        self.sdp_version += 1;
+        self.last_sdp = Some(body);
+        Ok(text.into_bytes())
     }
 
     /// Read SDP written by S; the streams of an answer are named after our offer's

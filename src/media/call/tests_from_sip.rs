@@ -223,3 +223,35 @@ fn webrtc_answer_is_gathered() {
         "{sdp}"
     );
 }
+
+/// RFC 3264 §8: answering a re-INVITE that changes nothing (baresip sends one after ICE)
+/// repeats the o= version; a change moves it on. RFC 5888/8843: an offer without a=mid
+/// (baresip's) gets no a=group back even when X's Jingle bundles.
+#[test]
+fn unchanged_reinvite_keeps_the_version() {
+    let mut call = proceeded();
+    let mut accept = accept_raw();
+    accept.append_child(xml_text(
+        "<group xmlns='urn:xmpp:jingle:apps:grouping:0' semantics='BUNDLE'><content name='audio'/></group>",
+    ));
+    let out = call.handle(Input::Jingle {
+        id: "a1".into(),
+        from: RES.into(),
+        jingle: accept,
+    });
+    let first = sdp_of(&out);
+    assert!(!first.contains("a=group"), "{first}");
+    let o_line = |s: &str| s.lines().find(|l| l.starts_with("o=")).unwrap().to_owned();
+    let offer = fixture("baresip-1.0.0-offer.sdp");
+    let out = call.handle(Input::Sip(SipIn::ReInvite { sdp: offer.clone() }));
+    assert_eq!(o_line(&sdp_of(&out)), o_line(&first));
+    let hold = String::from_utf8(offer)
+        .unwrap()
+        .replace("a=sendrecv", "a=sendonly");
+    let out = call.handle(Input::Sip(SipIn::ReInvite {
+        sdp: hold.into_bytes(),
+    }));
+    let changed = o_line(&sdp_of(&out));
+    assert_ne!(changed, o_line(&first));
+    assert!(changed.ends_with(" 2 IN IP4 192.0.2.1"), "{changed}");
+}
