@@ -59,6 +59,19 @@ pub async fn run(
                         debug!(sid = call.sid(), "XMPP link down: call stanza lost");
                     }
                 }
+                Output::Sip(action) if !matches!(action, SipOut::Invite(_)) && leg.is_some() => {
+                    trace_sdp("->", &action);
+                    debug!(
+                        sid = call.sid(),
+                        action = action_name(&action),
+                        "SIP action"
+                    );
+                    if let Some(l) = leg.as_mut() {
+                        if let Some(ev) = l.act(action).await {
+                            queue.push_back(Input::Sip(ev));
+                        }
+                    }
+                }
                 Output::Sip(SipOut::Invite(offer)) => match &dialer {
                     Some(d) => match d.dial(offer).await {
                         Ok(l) => leg = Some(l),
@@ -98,7 +111,10 @@ pub async fn run(
                 }
             },
             ev = next_event(&mut leg) => match ev {
-                Some(ev) => Input::Sip(ev),
+                Some(ev) => {
+                    debug!(sid = call.sid(), event = ?EventName(&ev), "SIP event");
+                    Input::Sip(ev)
+                }
                 None => {
                     // The adapter gave the dialog up (e.g. no ACK for our 2xx): for the
                     // call that is the SIP side hanging up.
@@ -113,6 +129,55 @@ pub async fn run(
             }
         };
         outputs = call.handle(input);
+    }
+}
+
+/// SDP bodies at trace level (`wire::sdp`), for debugging interop.
+fn trace_sdp(dir: &str, action: &SipOut) {
+    if let SipOut::Invite(b)
+    | SipOut::Answer(b)
+    | SipOut::ReInvite(b)
+    | SipOut::AnswerReInvite(Ok(b)) = action
+    {
+        tracing::trace!(target: "wire::sdp", "{dir} {}", String::from_utf8_lossy(b));
+    }
+}
+
+fn action_name(a: &SipOut) -> &'static str {
+    match a {
+        SipOut::Invite(_) => "INVITE",
+        SipOut::Ringing => "180",
+        SipOut::Answer(_) => "200",
+        SipOut::Reject(_) => "reject",
+        SipOut::Cancel => "CANCEL",
+        SipOut::Ack => "ACK",
+        SipOut::Bye => "BYE",
+        SipOut::ReInvite(_) => "re-INVITE",
+        SipOut::AnswerReInvite(_) => "re-INVITE answer",
+    }
+}
+
+/// A SIP event for the debug log, with SDP bodies at trace level.
+struct EventName<'a>(&'a SipIn);
+
+impl std::fmt::Debug for EventName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, body) = match self.0 {
+            SipIn::Provisional { code, sdp, .. } => (format!("{code}"), sdp.as_deref()),
+            SipIn::Answered { sdp } => ("2xx".into(), Some(sdp.as_slice())),
+            SipIn::Failed { code } => (format!("failed {code}"), None),
+            SipIn::Bye => ("BYE".into(), None),
+            SipIn::Cancelled => ("CANCEL".into(), None),
+            SipIn::ReInvite { sdp } => ("re-INVITE".into(), Some(sdp.as_slice())),
+            SipIn::ReInviteAnswer(r) => (
+                "re-INVITE answer".into(),
+                r.as_ref().ok().map(Vec::as_slice),
+            ),
+        };
+        if let Some(b) = body {
+            tracing::trace!(target: "wire::sdp", "<- {}", String::from_utf8_lossy(b));
+        }
+        f.write_str(&name)
     }
 }
 

@@ -7,6 +7,8 @@
 //! `xmpp::service`); this loop only moves their results between the adapters.
 
 pub mod admin;
+pub mod call_hub;
+mod call_leg;
 pub mod call_session;
 pub mod chat_hub;
 pub mod chat_session;
@@ -64,6 +66,11 @@ pub enum Event {
     PresenceResponse(presub::ReqId, presub::SipResponseIn),
     /// Reload the configuration file (SIGHUP); the outcome goes back on the channel.
     Reload(tokio::sync::oneshot::Sender<admin::ReloadResult>),
+    /// A call ended.
+    CallEnded {
+        /// Its (XMPP user, sid) key.
+        key: (String, String),
+    },
     /// A chat session ended.
     ChatEnded {
         /// Its key.
@@ -104,6 +111,8 @@ pub struct Router {
     rate: crate::ops::ratelimit::RateLimit,
     /// `[limits] subscriptions_per_minute`, per subscriber.
     sub_rate: crate::ops::ratelimit::RateLimit,
+    /// Calls (Jingle <-> SIP INVITE).
+    calls: call_hub::Calls,
 }
 
 /// Most subscription stanzas held for the link.
@@ -131,6 +140,7 @@ impl Router {
                 ops.effective.limits.subscriptions_per_minute,
             ),
             ops,
+            calls: Default::default(),
             chat,
             page: Default::default(),
             presence,
@@ -200,6 +210,7 @@ impl Router {
                     Some(Event::Reload(reply)) => {
                         let _ = reply.send(self.reload());
                     }
+                    Some(Event::CallEnded { key }) => self.on_call_ended(key),
                     Some(Event::ChatEnded { key, id, ended }) => {
                         self.on_chat_ended(key, id, ended).await;
                     }
@@ -265,6 +276,9 @@ impl Router {
     }
 
     async fn on_stanza(&mut self, el: Element) {
+        if self.call_stanza(&el).await {
+            return;
+        }
         match el.name() {
             "message" => self.on_message(el).await,
             "iq" => {
@@ -452,6 +466,10 @@ impl Router {
                 Ok(()) => return,
                 Err(back) => back,
             },
+            SipEvent::Invite { msg, pending } if call_hub::is_call_offer(&msg) => {
+                self.call_invite(*msg, pending).await;
+                return;
+            }
             SipEvent::Invite { msg, pending } => {
                 self.on_invite(*msg, pending).await;
                 return;

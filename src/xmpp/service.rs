@@ -27,7 +27,27 @@ const COMPONENT_FEATURES: &[&str] = &[
 ];
 /// Features the gateway maps for a SIP user's JID (only what is implemented: COMP-8 says
 /// clients decide what to offer from this list, so advertising more would break them).
-const USER_FEATURES: &[&str] = &[NS_DISCO_INFO, NS_PING];
+/// A SIP user's JID: disco, ping, and what a Jingle client looks for before it offers a
+/// call button (MEDIA-26): Jingle RTP audio/video over ICE-UDP or Raw-UDP with DTLS-SRTP and
+/// the RTP extensions the translator maps, and XEP-0353 ringing. `urn:ietf:rfc:3264` is
+/// left out on purpose (MEDIA-1: it would force Jingle peers into offer/answer only).
+const USER_FEATURES: &[&str] = &[
+    NS_DISCO_INFO,
+    NS_PING,
+    "urn:xmpp:jingle:1",
+    "urn:xmpp:jingle:apps:rtp:1",
+    "urn:xmpp:jingle:apps:rtp:audio",
+    "urn:xmpp:jingle:apps:rtp:video",
+    "urn:xmpp:jingle:apps:rtp:info:1",
+    "urn:xmpp:jingle:transports:ice-udp:1",
+    "urn:xmpp:jingle:transports:raw-udp:1",
+    "urn:xmpp:jingle:apps:dtls:0",
+    "urn:xmpp:jingle:apps:rtp:rtcp-fb:0",
+    "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0",
+    "urn:xmpp:jingle:apps:grouping:0",
+    "urn:xmpp:jingle:apps:rtp:ssma:0",
+    "urn:xmpp:jingle-message:0",
+];
 
 /// Answer an IQ addressed to the component or one of its JIDs. `None` for result/error IQs.
 pub fn answer_iq(iq: &Element, map: &AddressMap) -> Option<Element> {

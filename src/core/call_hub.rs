@@ -1,0 +1,334 @@
+//! Calls in the router (draft-ietf-stox-media, MEDIA-7, 8, 25, 26): which stanzas and
+//! INVITEs belong to a call, and one [`call_session`](super::call_session) task per call.
+//!
+//! - A Jingle IQ to a SIP user's JID: `session-initiate` starts a call (X calls S); any
+//!   other action goes to the call of its (sender, sid), or gets `unknown-session`.
+//! - The result or error of an IQ a call sent: its id is `<sid>-<n>`.
+//! - XEP-0353 messages: a `propose` to a SIP user is answered `proceed` at once from the
+//!   user's call JID (the SIP side rings when the INVITE goes); `proceed`/`reject` for a
+//!   call S placed go to that call; the rest (`retract`, `accept`, `finish`, `ringing`) end
+//!   here, never in page mode.
+//! - An INVITE whose SDP offers audio or video (and no MSRP) is a call (S calls X).
+//!
+//! SIP users take part in calls as `<user>@<component>/<CALL_RESOURCE>` unless they have a
+//! GRUU: one stable full JID per user, which disco#info answers with the Jingle features
+//! (MEDIA-26).
+
+use super::call_leg::{Leg, SipDialer};
+use super::call_session;
+use super::{Event, Router};
+use crate::errmap::{DefinedCondition, SipStatus, XmppError};
+use crate::im::SipMessageIn;
+use crate::media::call::{stanza, Call, Input, Settings};
+use crate::sip::invite::{InviteOut, PendingInvite};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_xmpp::minidom::Element;
+use tracing::{debug, info, info_span, Instrument};
+use xmpp_parsers::jid::Jid;
+use xmpp_parsers::ns;
+
+/// The resource of a SIP user's JID in calls when the user has no GRUU.
+pub const CALL_RESOURCE: &str = "sip";
+
+/// How long trickled Jingle candidates are collected before the SDP goes (MEDIA-3).
+const GATHER: Duration = Duration::from_millis(500);
+/// How long X's devices ring before the SIP caller gets 480.
+const RING: Duration = Duration::from_secs(60);
+/// Most calls at once; more get 503 / resource-constraint.
+const MAX_CALLS: usize = 1000;
+
+/// The calls the router knows, by (X's bare JID, sid).
+#[derive(Default)]
+pub struct Calls {
+    tasks: HashMap<(String, String), mpsc::Sender<Input>>,
+}
+
+/// Does this INVITE offer a call (RTP audio or video) rather than an MSRP session?
+pub fn is_call_offer(msg: &SipMessageIn) -> bool {
+    let sdp = msg
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.trim().to_ascii_lowercase().starts_with("application/sdp"));
+    if !sdp {
+        return false;
+    }
+    let body = String::from_utf8_lossy(&msg.body);
+    let media = |m: &str| body.lines().any(|l| l.trim_start().starts_with(m));
+    (media("m=audio") || media("m=video")) && !media("m=message")
+}
+
+fn reject_later(pending: PendingInvite, status: SipStatus) {
+    tokio::spawn(async move { pending.reject(&status).await });
+}
+
+fn bare(jid: &str) -> &str {
+    jid.split('/').next().unwrap_or(jid)
+}
+
+impl Router {
+    fn call_settings(&self) -> Settings {
+        let host = self.sip.contact_host();
+        let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+        let origin = host
+            .trim_matches(['[', ']'])
+            .parse()
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        Settings {
+            gather: GATHER,
+            ring: RING,
+            origin,
+        }
+    }
+
+    fn call_key(from: &str, sid: &str) -> (String, String) {
+        (bare(from).to_owned(), sid.to_owned())
+    }
+
+    /// A stanza that belongs to calls; `true` when it was taken.
+    pub(super) async fn call_stanza(&mut self, el: &Element) -> bool {
+        match el.name() {
+            "iq" => self.call_iq(el).await,
+            "message" => match el.children().find(|c| c.ns() == ns::JINGLE_MESSAGE) {
+                Some(jmi) if el.attr("type") != Some("error") => {
+                    self.call_jmi(el, jmi).await;
+                    true
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    async fn call_iq(&mut self, el: &Element) -> bool {
+        let from = el.attr("from").unwrap_or("");
+        let id = el.attr("id").unwrap_or("");
+        match el.attr("type") {
+            Some("result" | "error") => {
+                let Some((sid, _)) = id.rsplit_once('-') else {
+                    return false;
+                };
+                let key = Self::call_key(from, sid);
+                let Some(tx) = self.calls.tasks.get(&key) else {
+                    return false;
+                };
+                let ok = el.attr("type") == Some("result");
+                let _ = tx
+                    .send(Input::IqResponse {
+                        id: id.to_owned(),
+                        ok,
+                    })
+                    .await;
+                true
+            }
+            Some("set") => {
+                let Some(j) = el.get_child("jingle", ns::JINGLE) else {
+                    return false;
+                };
+                let sid = j.attr("sid").unwrap_or("");
+                let key = Self::call_key(from, sid);
+                if let Some(tx) = self.calls.tasks.get(&key) {
+                    let input = Input::Jingle {
+                        id: id.to_owned(),
+                        from: from.to_owned(),
+                        jingle: j.clone(),
+                    };
+                    if tx.send(input).await.is_ok() {
+                        return true;
+                    }
+                    self.calls.tasks.remove(&key);
+                }
+                if j.attr("action") == Some("session-initiate") {
+                    self.call_from_xmpp(el, j.clone(), key).await;
+                } else {
+                    let err = stanza::iq_error(
+                        el.attr("to").unwrap_or(""),
+                        from,
+                        id,
+                        XmppError::new(DefinedCondition::ItemNotFound),
+                        Some("unknown-session"),
+                    );
+                    let _ = self.xmpp.send(err).await;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// X calls S: a session-initiate to a SIP user's JID.
+    async fn call_from_xmpp(&mut self, iq: &Element, j: Element, key: (String, String)) {
+        let (from, to, id) = (
+            iq.attr("from").unwrap_or(""),
+            iq.attr("to").unwrap_or(""),
+            iq.attr("id").unwrap_or(""),
+        );
+        let parsed = (Jid::new(from), Jid::new(to));
+        let addrs =
+            match parsed {
+                (Ok(f), Ok(t)) if f.resource().is_some() && t.resource().is_some() => {
+                    crate::im::translate::xmpp_addresses(
+                        &f,
+                        &t,
+                        &self.cfg.map,
+                        crate::errmap::Target::Full,
+                    )
+                    .map_err(|r| r.xmpp)
+                }
+                _ => Err(XmppError::new(DefinedCondition::BadRequest)
+                    .with_text("Jingle needs full JIDs")),
+            };
+        let addrs = match addrs {
+            Ok(_) if self.calls.tasks.len() >= MAX_CALLS => {
+                Err(XmppError::new(DefinedCondition::ResourceConstraint)
+                    .with_text("too many calls"))
+            }
+            other => other,
+        };
+        let (request_uri, sender, contact, _) = match addrs {
+            Ok(a) => a,
+            Err(e) => {
+                debug!(%from, %to, "session-initiate refused");
+                let _ = self
+                    .xmpp
+                    .send(stanza::iq_error(to, from, id, e, None))
+                    .await;
+                return;
+            }
+        };
+        let invite = InviteOut {
+            request_uri: request_uri.to_uri(),
+            from: sender.aor(),
+            contact: self
+                .sip
+                .contact_uri(contact.user.as_deref().unwrap_or(""), contact.gr.as_deref()),
+            subject: None,
+            sdp: Vec::new(),
+        };
+        info!(xmpp = %from, sip = %invite.request_uri, sid = %key.1, "call from XMPP");
+        let (call, first) = Call::from_jingle(self.call_settings(), id, from, to, &j);
+        let dialer: Arc<dyn call_session::Dialer> = Arc::new(SipDialer {
+            sip: self.sip.clone(),
+            invite,
+        });
+        self.call_spawn(key, call, first, None, Some(dialer));
+    }
+
+    /// XEP-0353 messages.
+    async fn call_jmi(&mut self, el: &Element, jmi: &Element) {
+        let from = el.attr("from").unwrap_or("");
+        let to = el.attr("to").unwrap_or("");
+        let id = jmi.attr("id").unwrap_or("");
+        match jmi.name() {
+            "propose" => {
+                // X calls S: proceed at once from S's call JID; the INVITE (and the SIP
+                // side's ringing) follows X's session-initiate (MEDIA-25, "by policy").
+                let Ok(to_jid) = Jid::new(to) else { return };
+                if !self.cfg.map.is_component_jid(&to_jid)
+                    || to_jid.node().is_none()
+                    || id.is_empty()
+                {
+                    return;
+                }
+                let me = match to_jid.resource() {
+                    Some(_) => to.to_owned(),
+                    None => format!("{to}/{CALL_RESOURCE}"),
+                };
+                let _ = self
+                    .xmpp
+                    .send(stanza::jmi("proceed", id, &me, from, vec![]))
+                    .await;
+            }
+            "proceed" | "reject" => {
+                let key = Self::call_key(from, id);
+                if let Some(tx) = self.calls.tasks.get(&key) {
+                    let _ = tx
+                        .send(Input::Jmi {
+                            from: from.to_owned(),
+                            el: jmi.clone(),
+                        })
+                        .await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// S calls X: an INVITE offering audio or video.
+    pub(super) async fn call_invite(&mut self, msg: SipMessageIn, pending: PendingInvite) {
+        if !self.xmpp.is_up() {
+            reject_later(
+                pending,
+                SipStatus::with_reason(503, "XMPP Service Unavailable"),
+            );
+            return;
+        }
+        if self.calls.tasks.len() >= MAX_CALLS {
+            reject_later(pending, SipStatus::with_reason(503, "Too Many Calls"));
+            return;
+        }
+        let (to, from) = match crate::im::translate::sip_addresses(&msg, &self.cfg.map) {
+            Ok(v) => v,
+            Err(rej) => {
+                debug!(sip = %rej.sip.code, "call refused");
+                reject_later(pending, rej.sip);
+                return;
+            }
+        };
+        let x_bare = to.to_bare().to_string();
+        let s_jid = match from.resource() {
+            Some(_) => from.to_string(),
+            None => format!("{}/{CALL_RESOURCE}", from.to_bare()),
+        };
+        let user = self
+            .cfg
+            .map
+            .jid_to_sip(&Jid::from(to.to_bare()))
+            .ok()
+            .and_then(|a| a.user)
+            .unwrap_or_default();
+        let contact = self.sip.contact_uri(&user, None);
+        let sid = crate::sip::inbound::random_token();
+        let key = (x_bare.clone(), sid.clone());
+        let settings = self.call_settings();
+        let Some(leg) = Leg::incoming(pending, &contact).await else {
+            return;
+        };
+        info!(call_id = %msg.call_id, xmpp = %x_bare, sip = %s_jid, %sid, "call from SIP");
+        let (call, first) = Call::from_invite(settings, &sid, &s_jid, &x_bare, &msg.body);
+        self.call_spawn(key, call, first, Some(Box::new(leg)), None);
+    }
+
+    fn call_spawn(
+        &mut self,
+        key: (String, String),
+        call: Call,
+        first: Vec<crate::media::call::Output>,
+        leg: Option<Box<dyn call_session::SipLeg>>,
+        dialer: Option<Arc<dyn call_session::Dialer>>,
+    ) {
+        let (tx, rx) = mpsc::channel(32);
+        let xmpp = self.xmpp.clone();
+        let inbox = self.inbox.clone();
+        let span = info_span!("call", xmpp = %key.0, sid = %key.1);
+        let k = key.clone();
+        tokio::spawn(
+            async move {
+                let reason = call_session::run(call, first, leg, dialer, rx, xmpp).await;
+                info!(reason = reason.name(), "call ended");
+                let _ = inbox.send(Event::CallEnded { key: k }).await;
+            }
+            .instrument(span),
+        );
+        self.calls.tasks.insert(key, tx);
+    }
+
+    /// A call task ended.
+    pub(super) fn on_call_ended(&mut self, key: (String, String)) {
+        if self.calls.tasks.get(&key).is_some_and(|tx| tx.is_closed()) {
+            self.calls.tasks.remove(&key);
+        }
+    }
+}
