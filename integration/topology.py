@@ -42,3 +42,5 @@ TLS_UAS_PORT = 5172             # tls_peer.TlsUas (route "tls.test" = ;transport
 TLS_UAS_DOMAIN = "tls.test"
 BARESIP_TLS = (5173, 4501)      # baresip over TLS (tls_peer.BaresipTls): SIP 5173, TLS 5174, ctrl_tcp 4501
 BARESIP_TLS_DOMAIN = "bstls.test"  # route -> 127.0.0.1:5174;transport=tls
+BARESIP_CALL = (5181, 4511)     # baresip with ice + dtls_srtp for calls (call_peer.BaresipCall): SIP 5181, ctrl_tcp 4511
+CALL_DOMAIN = "calls.test"      # route -> 127.0.0.1:5181 (calls from XMPP to baresip)
