@@ -5,164 +5,12 @@
 mod support;
 
 use bytes::Bytes;
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 use stox::errmap::SipStatus;
-use stox::sip::call::{CallEvent, IncomingCall, OutgoingCall};
-use stox::sip::invite::InviteOut;
-use stox::sip::{SipClient, SipEvent};
-use support::sip::{param, request, token, uri_of, SipMsg, UdpPeer};
+use stox::sip::call::CallEvent;
+use support::call::*;
+use support::sip::{param, request, token, uri_of, UdpPeer};
 use support::SOON;
-use tokio::sync::mpsc;
-
-const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=sendrecv\r\n";
-const ANSWER: &str = "v=0\r\no=- 7 7 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\na=sendrecv\r\n";
-const HOLD: &str = "v=0\r\no=- 7 8 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\na=sendonly\r\n";
-
-/// The gateway's SIP side: endpoint with ezk's dialog layer and ours, and a SipClient whose
-/// route for example.net is the peer.
-struct Gw {
-    client: SipClient,
-    invites: mpsc::Receiver<SipEvent>,
-    addr: SocketAddr,
-}
-
-async fn gateway(peer: SocketAddr) -> Gw {
-    let mut builder = ezk_sip_core::Endpoint::builder();
-    builder.add_layer(ezk_sip_ua::dialog::DialogLayer::default());
-    let (tx, invites) = mpsc::channel(16);
-    let access: stox::config::AccessConfig = toml::from_str("").unwrap();
-    let gate = stox::access::SipGate::new(&access, "sip.example.com", [7; 32]).unwrap();
-    builder.add_layer(stox::sip::inbound::StoxLayer::new(
-        tx,
-        Arc::new(AtomicBool::new(false)),
-        stox::sip::gate::cell(gate),
-        stox::sip::budget::Budget::new(1 << 20),
-    ));
-    let tp = builder
-        .bind_udp("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = tp.bound();
-    let endpoint = builder.build();
-    let routes = BTreeMap::from([("example.net".to_string(), format!("sip:{peer}"))]);
-    let client = SipClient::new(
-        endpoint,
-        routes,
-        None,
-        addr.to_string(),
-        "sip.example.com".into(),
-    );
-    Gw {
-        client,
-        invites,
-        addr,
-    }
-}
-
-fn invite_out(gw: &Gw) -> InviteOut {
-    InviteOut {
-        request_uri: "sip:bob@example.net".into(),
-        from: "sip:alice@sip.example.com".into(),
-        contact: format!("sip:alice@{}", gw.addr),
-        subject: None,
-        sdp: OFFER.as_bytes().to_vec(),
-    }
-}
-
-/// A response of the peer with To tag `tag`, a Contact and an optional SDP body.
-fn reply(req: &SipMsg, code: u16, reason: &str, tag: &str, peer: &UdpPeer, sdp: &str) -> SipMsg {
-    let contact = format!("<sip:bob@{}>", peer.addr);
-    let mut extra = vec![("Contact", contact.as_str())];
-    if !sdp.is_empty() {
-        extra.push(("Content-Type", "application/sdp"));
-    }
-    let mut r = req.response(code, reason, &extra);
-    if let Some(to) = r.headers.iter_mut().find(|(n, _)| n == "To") {
-        if param(&to.1, "tag").is_none() {
-            to.1 = format!("{};tag={tag}", to.1);
-        } else {
-            to.1 = to.1.replace(";tag=uas-tag-1", &format!(";tag={tag}"));
-        }
-    }
-    r.body = sdp.as_bytes().to_vec();
-    r
-}
-
-fn cseq_num(m: &SipMsg) -> u32 {
-    m.header("cseq")
-        .and_then(|c| c.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap()
-}
-
-/// The next request of `method` at the peer (others are skipped).
-async fn expect(peer: &UdpPeer, method: &str) -> (SipMsg, SocketAddr) {
-    loop {
-        let (m, from) = peer.request(SOON).await;
-        if m.method() == Some(method) {
-            return (m, from);
-        }
-    }
-}
-
-/// No request of `method` reaches the peer within `d`.
-async fn none_within(peer: &UdpPeer, method: &str, d: Duration) {
-    let deadline = tokio::time::Instant::now() + d;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match peer.recv(left).await {
-            None => return,
-            Some((m, _)) => assert_ne!(m.method(), Some(method), "unexpected {}", m.start),
-        }
-    }
-}
-
-async fn next(call: &mut OutgoingCall) -> CallEvent {
-    tokio::time::timeout(SOON, call.next())
-        .await
-        .expect("an event")
-        .expect("the call goes on")
-}
-
-/// Place a call and answer it 200 with tag `a`; returns the INVITE and where the gateway is.
-async fn answered(gw: &Gw, peer: &UdpPeer) -> (OutgoingCall, SipMsg, SocketAddr) {
-    let mut call = gw.client.start_call(&invite_out(gw)).await.unwrap();
-    let (inv, from) = expect(peer, "INVITE").await;
-    peer.send(&reply(&inv, 200, "OK", "a", peer, ANSWER), from)
-        .await;
-    match next(&mut call).await {
-        CallEvent::Answered { sdp } => assert_eq!(sdp, Bytes::from(ANSWER)),
-        e => panic!("expected Answered, got {e:?}"),
-    }
-    call.ack().await.unwrap();
-    let (ack, _) = expect(peer, "ACK").await;
-    assert_eq!(
-        param(ack.header("to").unwrap(), "tag").as_deref(),
-        Some("a")
-    );
-    (call, inv, from)
-}
-
-/// An in-dialog request from the peer (UAS of our INVITE `inv`, To tag `a`).
-fn peer_request(inv: &SipMsg, method: &str, cseq: u32, sdp: &str) -> SipMsg {
-    let target = uri_of(inv.header("contact").unwrap());
-    let from = format!("{};tag=a", inv.header("to").unwrap());
-    let mut extra = vec![
-        ("Call-ID", inv.header("call-id").unwrap().to_string()),
-        ("CSeq", format!("{cseq} {method}")),
-        ("Contact", "<sip:bob@127.0.0.1>".to_string()),
-    ];
-    if !sdp.is_empty() {
-        extra.push(("Content-Type", "application/sdp".into()));
-    }
-    let extra: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    let to = inv.header("from").unwrap();
-    request(method, &target, &from, to, &extra, sdp.as_bytes())
-}
 
 /// MEDIA-7: 180 reaches next() with its tag; the 200's SDP answer reaches next(); the ACK
 /// is only sent after ack() (same CSeq number as the INVITE, To tag of the 200); our bye()
@@ -371,48 +219,6 @@ async fn uac_peer_reinvite_reaches_next_and_refresh_is_answered_here() {
     );
 }
 
-/// Send an INVITE from the peer to the gateway; the gateway's IncomingCall for it.
-async fn inbound(
-    gw: &mut Gw,
-    peer: &UdpPeer,
-    extra: &[(&str, &str)],
-) -> (SipMsg, Result<IncomingCall, SipStatus>) {
-    let mut headers = vec![
-        ("Contact", "<sip:bob@127.0.0.1>"),
-        ("Content-Type", "application/sdp"),
-    ];
-    headers.extend_from_slice(extra);
-    let from = format!("<sip:bob@example.net>;tag={}", token());
-    let inv = request(
-        "INVITE",
-        "sip:alice@sip.example.com",
-        &from,
-        "<sip:alice@sip.example.com>",
-        &headers,
-        OFFER.as_bytes(),
-    );
-    let inv = peer.send_request(inv, gw.addr).await;
-    let ev = tokio::time::timeout(SOON, gw.invites.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    let SipEvent::Invite { pending, .. } = ev else {
-        panic!("expected an INVITE event");
-    };
-    let contact = format!("sip:alice@{}", gw.addr);
-    (inv, IncomingCall::new(pending, &contact).await)
-}
-
-/// The next response of the peer's transaction `req` with code `code` (others skipped).
-async fn response(peer: &UdpPeer, req: &SipMsg, code: u16) -> SipMsg {
-    loop {
-        let (m, _) = peer.recv(SOON).await.expect("a response");
-        if m.code() == Some(code) && m.branch() == req.branch() {
-            return m;
-        }
-    }
-}
-
 /// Callee: 100 at once, 180 with our To tag, the 200 with the same tag and our SDP, resent
 /// until the peer's ACK (Timer G), after which answer() returns; the peer's BYE is Bye.
 #[tokio::test]
@@ -561,4 +367,39 @@ async fn uac_refreshes_when_2xx_makes_us_refresher() {
         .await;
     let (ack, _) = expect(&peer, "ACK").await;
     assert_eq!(cseq_num(&ack), cseq_num(&re));
+}
+
+/// Real peer: SIPp (integration/sipp/uas_call.xml) answers a call we place: 180, 200 with
+/// SDP, our ACK after ack(), our BYE; SIPp exits 0 only if all of it came in order.
+/// `cargo test --test scenario_sip_call -- --ignored` (needs `sipp` on PATH).
+#[tokio::test]
+#[ignore = "needs sipp (../shared/peers/install.sh sipp)"]
+async fn sipp_uas_answers_our_call() {
+    let port = support::free_udp_tcp_port();
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/integration/sipp/uas_call.xml");
+    let mut sipp = tokio::process::Command::new("sipp")
+        .args(["-sf", scenario, "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp on PATH");
+    let gw = gateway(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    // SIPp needs a moment to bind; the INVITE is retransmitted meanwhile (Timer A).
+    let mut call = gw.client.start_call(&invite_out(&gw)).await.unwrap();
+    assert!(matches!(
+        next(&mut call).await,
+        CallEvent::Provisional { code: 180, .. }
+    ));
+    let CallEvent::Answered { sdp } = next(&mut call).await else {
+        panic!("expected Answered");
+    };
+    assert!(String::from_utf8_lossy(&sdp).contains("m=audio"));
+    call.ack().await.unwrap();
+    tokio::time::timeout(SOON, call.bye()).await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), sipp.wait())
+        .await
+        .expect("sipp ends")
+        .unwrap();
+    assert!(status.success(), "sipp failed: {status:?}");
 }

@@ -11,6 +11,7 @@
 // Each test crate (tests/scenario_*.rs) uses a subset of these helpers; the rest would warn.
 #![allow(dead_code)]
 
+pub mod call;
 pub mod check;
 pub mod logs;
 pub mod sha1;
