@@ -403,3 +403,56 @@ async fn sipp_uas_answers_our_call() {
         .unwrap();
     assert!(status.success(), "sipp failed: {status:?}");
 }
+
+/// RFC 3262, MEDIA-17: our INVITE offers 100rel; a reliable 183 with the SDP answer is
+/// PRACKed in its early dialog (RAck = RSeq + INVITE CSeq) and its retransmission is neither
+/// PRACKed nor reported again; a 2xx without SDP is Answered with the 183's SDP; the call
+/// goes on in the early dialog (its BYE's CSeq is above the PRACK's).
+#[tokio::test]
+async fn uac_reliable_183_is_pracked_and_its_sdp_answers() {
+    let peer = UdpPeer::bind().await;
+    let gw = gateway(peer.addr).await;
+    let mut call = gw.client.start_call(&invite_out(&gw)).await.unwrap();
+    let (inv, from) = expect(&peer, "INVITE").await;
+    assert!(inv.header_values("supported").iter().any(|v| v == "100rel"));
+    let mut p = reply(&inv, 183, "Session Progress", "a", &peer, ANSWER);
+    p.headers.push(("Require".into(), "100rel".into()));
+    p.headers.push(("RSeq".into(), "1".into()));
+    peer.send(&p, from).await;
+    assert_eq!(
+        next(&mut call).await,
+        CallEvent::Provisional {
+            code: 183,
+            to_tag: Some("a".into()),
+            sdp: Some(Bytes::from(ANSWER)),
+            reliable: true
+        }
+    );
+    let (prack, from2) = peer.request(SOON).await;
+    assert_eq!(prack.method(), Some("PRACK"));
+    let rack = format!("1 {} INVITE", cseq_num(&inv));
+    assert_eq!(prack.header("rack"), Some(rack.as_str()));
+    assert_eq!(
+        param(prack.header("to").unwrap(), "tag").as_deref(),
+        Some("a")
+    );
+    peer.send(&prack.response(200, "OK", &[]), from2).await;
+    peer.send(&p, from).await;
+    peer.send(&reply(&inv, 200, "OK", "a", &peer, ""), from)
+        .await;
+    assert_eq!(
+        next(&mut call).await,
+        CallEvent::Answered {
+            sdp: Bytes::from(ANSWER)
+        }
+    );
+    call.ack().await.unwrap();
+    let (ack, _) = peer.request(SOON).await;
+    assert_eq!(ack.method(), Some("ACK"), "no second PRACK: {}", ack.start);
+    assert_eq!(cseq_num(&ack), cseq_num(&inv));
+    let bye = tokio::spawn(async move { call.bye().await });
+    let (b, from) = expect(&peer, "BYE").await;
+    assert!(cseq_num(&b) > cseq_num(&prack));
+    peer.send(&b.response(200, "OK", &[]), from).await;
+    tokio::time::timeout(SOON, bye).await.unwrap().unwrap();
+}

@@ -21,11 +21,14 @@
 //!   interval; a failed refresh ends the call with BYE and `Failed`. A handle dropped without
 //!   `bye()` still ends its call (BYE, or CANCEL before the answer).
 //!
-//! Not here: PRACK (we do not offer `100rel`, and refuse an INVITE that requires it with 420;
-//! a reliable 1xx is reported with `reliable: true` but not PRACKed), offering `timer`
-//! ourselves (a compliant peer is then the refresher), and loop detection across the XMPP
-//! side (the router's job, MEDIA-18); the adapter refuses an INVITE that already went through
-//! this gateway's own transport (482).
+//! - RFC 3262 as UAC: our INVITE offers `100rel`; a reliable 1xx is PRACKed in its early
+//!   dialog, which becomes the call's dialog if that fork answers; a 2xx without SDP is
+//!   answered with the reliable 1xx's SDP (MEDIA-17).
+//!
+//! Not here: reliable provisional responses as UAS (an INVITE that requires `100rel` gets
+//! 420), offering `timer` ourselves (a compliant peer is then the refresher), and loop
+//! detection across the XMPP side (the router's job, MEDIA-18); the adapter refuses an
+//! INVITE that already went through this gateway's own transport (482).
 
 mod dialog;
 mod uac;
@@ -47,7 +50,8 @@ use ezk_sip_ua::dialog::Dialog;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallEvent {
     /// A provisional response (101-199) to our INVITE. `reliable`: it carried
-    /// `Require: 100rel` and `RSeq` (RFC 3262); we do not offer 100rel, so no PRACK is sent.
+    /// `Require: 100rel` and `RSeq` (RFC 3262) and was PRACKed; a retransmission of it is
+    /// not reported again.
     Provisional {
         /// Status code.
         code: u16,
@@ -64,7 +68,8 @@ pub enum CallEvent {
         /// The SDP answer.
         sdp: Bytes,
     },
-    /// Our INVITE failed: a final non-2xx, 408 when no final response came.
+    /// Our INVITE failed: a final non-2xx, 408 when no final response came. After
+    /// `Answered` only when a session refresh we sent failed (the call was ended with BYE).
     Failed {
         /// Status code.
         code: u16,

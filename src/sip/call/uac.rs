@@ -10,10 +10,11 @@ use bytes::Bytes;
 use ezk_sip_core::transaction::{ClientInvTsx, TsxResponse};
 use ezk_sip_core::transport::{OutgoingParts, OutgoingRequest};
 use ezk_sip_core::{Endpoint, Request};
-use ezk_sip_types::header::typed::{CSeq, MaxForwards, RSeq, Require};
+use ezk_sip_types::header::typed::{CSeq, MaxForwards, RAck, RSeq, Require};
 use ezk_sip_types::msg::RequestLine;
 use ezk_sip_types::{CodeKind, Headers, Method, Name};
-use ezk_sip_ua::dialog::ClientDialogBuilder;
+use ezk_sip_ua::dialog::{ClientDialogBuilder, Dialog};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -133,7 +134,9 @@ impl SipClient {
     /// Place a call: send the INVITE (SDP offer in `o.sdp`) along the configured routing and
     /// return at once; its responses come from [`OutgoingCall::next`].
     pub async fn start_call(&self, o: &InviteOut) -> Result<OutgoingCall, SendFailure> {
-        let (mut builder, request, hop) = self.prepare_invite(o).await?;
+        let (mut builder, mut request, hop) = self.prepare_invite(o).await?;
+        // RFC 3262: reliable provisional responses are PRACKed (MEDIA-17 needs their SDP).
+        request.headers.insert(Name::SUPPORTED, "100rel");
         let cseq = builder.local_cseq;
         trace!(target: "wire::sip", ruri = %o.request_uri, hop = %hop, "-> INVITE (call)");
         let tsx = self
@@ -161,6 +164,7 @@ impl SipClient {
             events: tx,
             local_sdp: Bytes::from(o.sdp.clone()),
             answered_tag: None,
+            early: HashMap::new(),
         };
         tokio::spawn(driver.run(tsx));
         Ok(OutgoingCall {
@@ -277,6 +281,17 @@ struct Driver {
     events: mpsc::Sender<CallEvent>,
     local_sdp: Bytes,
     answered_tag: Option<String>,
+    /// Early dialogs made by reliable provisional responses (RFC 3262), by To tag.
+    early: HashMap<String, Early>,
+}
+
+/// An early dialog of a reliable provisional response: it takes our PRACKs and becomes the
+/// call's dialog if the same fork answers (its CSeq goes on).
+struct Early {
+    dialog: Dialog,
+    last_rseq: u32,
+    /// The SDP answer of a reliable 1xx (MEDIA-17: used when the 2xx has none).
+    sdp: Option<Bytes>,
 }
 
 impl Driver {
@@ -301,7 +316,7 @@ impl Driver {
             };
             let code = resp.line.code.into_u16();
             match resp.line.code.kind() {
-                CodeKind::Provisional => self.provisional(code, &resp),
+                CodeKind::Provisional => self.provisional(code, &resp).await,
                 CodeKind::Success => self.success(resp).await,
                 _ => {
                     metrics.sip(out, "INVITE", code);
@@ -325,7 +340,7 @@ impl Driver {
             .await;
     }
 
-    fn provisional(&mut self, code: u16, resp: &TsxResponse) {
+    async fn provisional(&mut self, code: u16, resp: &TsxResponse) {
         if self.answered_tag.is_some() {
             return;
         }
@@ -334,22 +349,86 @@ impl Driver {
         if code == 100 {
             return;
         }
-        let reliable = resp
+        let rseq = resp
             .headers
             .try_get_named::<Vec<Require>>()
             .and_then(Result::ok)
             .is_some_and(|r| r.iter().any(|t| t.0 == "100rel"))
-            && resp.headers.get_named::<RSeq>().is_ok();
+            .then(|| resp.headers.get_named::<RSeq>().ok())
+            .flatten()
+            .map(|r| r.0);
+        let to_tag = resp.base_headers.to.tag.as_ref().map(|t| t.to_string());
+        let sdp = (!resp.body.is_empty()).then(|| resp.body.clone());
+        if let (Some(n), Some(tag)) = (rseq, &to_tag) {
+            if !self.prack(tag, n, resp, sdp.clone()).await {
+                return;
+            }
+        }
         let ev = CallEvent::Provisional {
             code,
-            to_tag: resp.base_headers.to.tag.as_ref().map(|t| t.to_string()),
-            sdp: (!resp.body.is_empty()).then(|| resp.body.clone()),
-            reliable,
+            to_tag,
+            sdp,
+            reliable: rseq.is_some(),
         };
         // A session that does not keep up loses provisional responses, never the outcome.
         if self.events.try_send(ev).is_err() {
             debug!("provisional response not delivered");
         }
+    }
+
+    /// PRACK a reliable provisional response (RFC 3262 §4) in its early dialog; `false` for
+    /// a retransmission or one out of order (not PRACKed, not reported).
+    async fn prack(
+        &mut self,
+        tag: &str,
+        rseq: u32,
+        resp: &TsxResponse,
+        sdp: Option<Bytes>,
+    ) -> bool {
+        if let Some(e) = self.early.get_mut(tag) {
+            if rseq != e.last_rseq.wrapping_add(1) {
+                return false;
+            }
+            e.last_rseq = rseq;
+            e.sdp = e.sdp.take().or(sdp);
+        } else {
+            let mut dialog = match self.builder.create_dialog_from_response(resp) {
+                Ok(d) => d,
+                Err(e) => {
+                    debug!(error = ?e, "reliable 1xx that makes no early dialog");
+                    return false;
+                }
+            };
+            dialog.route_set.reverse();
+            let early = Early {
+                dialog,
+                last_rseq: rseq,
+                sdp,
+            };
+            self.early.insert(tag.to_string(), early);
+        }
+        let Some(e) = self.early.get(tag) else {
+            return false;
+        };
+        let mut prack = e.dialog.create_request(Method::PRACK, None);
+        prack.headers.insert_named(&RAck {
+            rack: rseq,
+            cseq: self.cseq,
+            method: Method::INVITE,
+        });
+        let mut target = e.dialog.target_tp_info.lock().await;
+        trace!(target: "wire::sip", rseq, "-> PRACK");
+        match e.dialog.endpoint.send_request(prack, &mut target).await {
+            Ok(mut tsx) => {
+                tokio::spawn(async move {
+                    if let Err(e) = tsx.receive_final().await {
+                        debug!(error = ?e, "PRACK got no final response");
+                    }
+                });
+            }
+            Err(e) => debug!(error = ?e, "PRACK not sent"),
+        }
+        true
     }
 
     async fn success(&mut self, resp: TsxResponse) {
@@ -365,15 +444,29 @@ impl Driver {
             }
             return;
         }
-        let mut dialog = match self.builder.create_dialog_from_response(&resp) {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(error = ?e, "2xx that makes no dialog ignored");
-                return;
+        let early = self.early.remove(&tag);
+        let early_sdp = early.as_ref().and_then(|e| e.sdp.clone());
+        let dialog = match early {
+            // The fork's early dialog goes on (its CSeq, its route set); the 2xx refreshes
+            // the target (RFC 3261 §12.2.1.2).
+            Some(Early { mut dialog, .. }) => {
+                if let Ok(c) = resp.headers.get_named() {
+                    dialog.peer_contact = c;
+                }
+                dialog
             }
+            None => match self.builder.create_dialog_from_response(&resp) {
+                Ok(mut d) => {
+                    // RFC 3261 §12.1.2: the UAC's route set is the Record-Route in reverse.
+                    d.route_set.reverse();
+                    d
+                }
+                Err(e) => {
+                    warn!(error = ?e, "2xx that makes no dialog ignored");
+                    return;
+                }
+            },
         };
-        // RFC 3261 §12.1.2: the UAC's route set is the Record-Route in reverse.
-        dialog.route_set.reverse();
         if self.answered_tag.is_some() {
             // MEDIA-22: another fork answered too; ACK and end it, the session never hears.
             info!(call_id = %dialog.call_id.0, to_tag = %tag, "extra 2xx from another fork: ACK + BYE");
@@ -392,12 +485,17 @@ impl Driver {
         self.answered_tag = Some(tag);
         self.shared.finished.send_replace(true);
         let refresh = refresh_interval(&resp);
+        // MEDIA-17: a 2xx without SDP confirms the answer of a reliable 1xx.
+        let answer = match early_sdp {
+            Some(sdp) if resp.body.is_empty() => sdp,
+            _ => resp.body.clone(),
+        };
         let call = InCall::new(
             dialog,
             true,
             self.cseq,
             self.local_sdp.clone(),
-            resp.body.clone(),
+            answer.clone(),
             self.events.clone(),
         );
         let cancelled = {
@@ -405,7 +503,7 @@ impl Driver {
             s.call = Some(call.clone());
             s.cancel_wanted
         };
-        if cancelled || resp.body.is_empty() {
+        if cancelled || answer.is_empty() {
             // A 2xx that crossed our CANCEL (or with no answer to our offer): the call is
             // not wanted; ACK and BYE it (RFC 3261 §9.1, §13.2.2.4).
             info!(call_id = %call.call_id(), "2xx after CANCEL or without SDP: ACK + BYE");
@@ -430,7 +528,7 @@ impl Driver {
         }
         if self
             .events
-            .send(CallEvent::Answered { sdp: resp.body })
+            .send(CallEvent::Answered { sdp: answer })
             .await
             .is_err()
         {
