@@ -456,3 +456,41 @@ async fn uac_reliable_183_is_pracked_and_its_sdp_answers() {
     peer.send(&b.response(200, "OK", &[]), from).await;
     tokio::time::timeout(SOON, bye).await.unwrap().unwrap();
 }
+
+/// Our own re-INVITE (hold, MEDIA-15): the offer goes in the dialog with a higher CSeq, the
+/// peer's 200 is ACKed and its SDP returned; a 491 (glare) comes back as Err(491). A callee
+/// dropped unanswered tells the caller 480.
+#[tokio::test]
+async fn uac_our_reinvite_and_dropped_callee() {
+    let peer = UdpPeer::bind().await;
+    let mut gw = gateway(peer.addr).await;
+    let (call, inv, _) = answered(&gw, &peer).await;
+    let hold = OFFER.replace("sendrecv", "sendonly");
+    let offer = Bytes::from(hold.clone());
+    let re = tokio::spawn(async move {
+        let r = call.reinvite(offer).await;
+        (call, r)
+    });
+    let (ri, from) = expect(&peer, "INVITE").await;
+    assert_eq!(ri.body_str(), hold);
+    assert!(cseq_num(&ri) > cseq_num(&inv));
+    assert_eq!(param(ri.header("to").unwrap(), "tag").as_deref(), Some("a"));
+    peer.send(&reply(&ri, 200, "OK", "a", &peer, HOLD), from)
+        .await;
+    let (ack, _) = expect(&peer, "ACK").await;
+    assert_eq!(cseq_num(&ack), cseq_num(&ri));
+    let (call, r) = tokio::time::timeout(SOON, re).await.unwrap().unwrap();
+    assert_eq!(r, Ok(Bytes::from(HOLD)));
+    let re = tokio::spawn(async move { call.reinvite(Bytes::from(OFFER)).await });
+    let (ri, from) = expect(&peer, "INVITE").await;
+    peer.send(&reply(&ri, 491, "Request Pending", "a", &peer, ""), from)
+        .await;
+    assert_eq!(
+        tokio::time::timeout(SOON, re).await.unwrap().unwrap(),
+        Err(491)
+    );
+
+    let (inv, call) = inbound(&mut gw, &peer, &[]).await;
+    drop(call.unwrap());
+    response(&peer, &inv, 480).await;
+}

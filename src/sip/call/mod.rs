@@ -110,7 +110,7 @@ impl CallError {
     pub fn status(&self) -> SipStatus {
         match self {
             CallError::Gone(s) => s.clone(),
-            CallError::State(_) => SipStatus::new(491),
+            CallError::State(_) => SipStatus::new(500),
             CallError::NoAck => SipStatus::new(408),
             CallError::Sip(_) => SipStatus::new(500),
         }

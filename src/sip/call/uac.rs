@@ -306,7 +306,8 @@ impl Driver {
                     if self.answered_tag.is_none() {
                         debug!(error = ?e, "INVITE got no final response");
                         metrics.sip(out, "INVITE", 0);
-                        // Ringing past ezk's 3-minute Timer C, or no answer at all: give up.
+                        // No response within Timer B, or none for 2 minutes after the last
+                        // provisional one (ezk's stand-in for Timer C): give up, CANCEL.
                         self.shared.state().cancel_wanted = true;
                         self.shared.maybe_cancel();
                         self.fail(408, "Request Timeout").await;

@@ -64,6 +64,13 @@ impl Drop for Held {
         if let Some(c) = self.cancels.upgrade() {
             c.lock().remove(&self.key);
         }
+        // Dropped unanswered (a session that died): the caller is told, not left waiting.
+        if let Some(uas) = self.slot.get_mut().take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let status = SipStatus::with_reason(480, "Temporarily Unavailable");
+                uas.fail(&self.endpoint, &status, Vec::new());
+            }
+        }
     }
 }
 
