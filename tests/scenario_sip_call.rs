@@ -61,13 +61,20 @@ async fn uac_180_then_200_ack_only_after_ack_then_bye() {
     tokio::time::timeout(SOON, bye).await.unwrap().unwrap();
 }
 
-/// A final non-2xx is Failed with its code (MEDIA-23 maps it); the peer gets its ACK.
+/// A final non-2xx after a 180 is Failed with its code (MEDIA-23 maps it); the peer gets
+/// its ACK, and no CANCEL when the handle is dropped afterwards.
 #[tokio::test]
 async fn uac_486_is_failed_486() {
     let peer = UdpPeer::bind().await;
     let gw = gateway(peer.addr).await;
     let mut call = gw.client.start_call(&invite_out(&gw)).await.unwrap();
     let (inv, from) = expect(&peer, "INVITE").await;
+    peer.send(&reply(&inv, 180, "Ringing", "a", &peer, ""), from)
+        .await;
+    assert!(matches!(
+        next(&mut call).await,
+        CallEvent::Provisional { code: 180, .. }
+    ));
     peer.send(&reply(&inv, 486, "Busy Here", "a", &peer, ""), from)
         .await;
     match next(&mut call).await {
@@ -79,6 +86,9 @@ async fn uac_486_is_failed_486() {
     }
     let (ack, _) = expect(&peer, "ACK").await;
     assert_eq!(ack.branch(), inv.branch());
+    // Over: dropping the handle must not CANCEL a finished INVITE.
+    drop(call);
+    none_within(&peer, "CANCEL", Duration::from_millis(300)).await;
 }
 
 /// RFC 3261 §9.1: CANCEL after a 180 carries the INVITE's branch, Call-ID, tags-less To and

@@ -54,6 +54,9 @@ impl Shared {
     /// Send the CANCEL now if it is wanted and allowed, and resend it (Timer E style, UDP)
     /// until the INVITE's final response or 64*T1.
     fn maybe_cancel(self: &Arc<Self>) {
+        if *self.finished.borrow() {
+            return;
+        }
         {
             let mut s = self.state();
             if !s.cancel_wanted || !s.provisional || s.cancel_sent || s.call.is_some() {
