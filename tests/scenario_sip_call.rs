@@ -327,7 +327,7 @@ async fn uas_cancel_while_ringing_is_487_and_cancelled() {
     assert!(call.answer(Bytes::from(ANSWER)).await.is_err());
 }
 
-/// reject(603) sends 603 to the INVITE.
+/// reject(603) sends 603 (To tagged) to the INVITE; reject with a non-failure code sends 500.
 #[tokio::test]
 async fn uas_reject_603() {
     let peer = UdpPeer::bind().await;
@@ -336,6 +336,10 @@ async fn uas_reject_603() {
     call.unwrap().reject(&SipStatus::new(603)).await;
     let r = response(&peer, &inv, 603).await;
     assert!(param(r.header("to").unwrap(), "tag").is_some());
+    // A code that is no failure (a session bug) must not reach ezk's assertion: 500.
+    let (inv, call) = inbound(&mut gw, &peer, &[]).await;
+    call.unwrap().reject(&SipStatus::new(180)).await;
+    response(&peer, &inv, 500).await;
 }
 
 /// MEDIA-18: an INVITE that already went through the gateway's transport (its address in a

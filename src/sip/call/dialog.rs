@@ -339,6 +339,14 @@ pub(crate) fn respond_failure(
     to_tag: Option<BytesStr>,
     extra: Vec<(Name, String)>,
 ) {
+    // ezk's INVITE transaction asserts a failure code: anything else becomes a 500.
+    let fallback;
+    let status = if (300..=699).contains(&status.code) {
+        status
+    } else {
+        fallback = SipStatus::new(500);
+        &fallback
+    };
     let mut resp = endpoint.create_response(
         &req,
         StatusCode::from(status.code),
