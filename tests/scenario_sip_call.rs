@@ -508,3 +508,42 @@ async fn uac_our_reinvite_and_dropped_callee() {
     drop(call.unwrap());
     response(&peer, &inv, 480).await;
 }
+
+/// Real peer: SIPp (integration/sipp/uac_call.xml) calls us; we ring and answer, its ACK
+/// completes answer(), its BYE (to our Contact) is answered 200 and reaches next().
+#[tokio::test]
+#[ignore = "needs sipp (../shared/peers/install.sh sipp)"]
+async fn sipp_uac_call_is_answered() {
+    let mut gw = gateway("127.0.0.1:9".parse().unwrap()).await;
+    let port = support::free_udp_tcp_port();
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/integration/sipp/uac_call.xml");
+    let mut sipp = tokio::process::Command::new("sipp")
+        .arg(gw.addr.to_string())
+        .args(["-sf", scenario, "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp on PATH");
+    let ev = tokio::time::timeout(SOON, gw.invites.recv()).await.unwrap();
+    let Some(stox::sip::SipEvent::Invite { pending, .. }) = ev else {
+        panic!("expected an INVITE");
+    };
+    let contact = format!("sip:alice@{}", gw.addr);
+    let call = stox::sip::call::IncomingCall::new(pending, &contact)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(call.offer()).contains("m=audio"));
+    call.ringing().await.unwrap();
+    let mut est = tokio::time::timeout(SOON, call.answer(Bytes::from(ANSWER)))
+        .await
+        .unwrap()
+        .unwrap();
+    let ev = tokio::time::timeout(SOON, est.next()).await.unwrap();
+    assert_eq!(ev, Some(CallEvent::Bye));
+    let status = tokio::time::timeout(Duration::from_secs(20), sipp.wait())
+        .await
+        .expect("sipp ends")
+        .unwrap();
+    assert!(status.success(), "sipp failed: {status:?}");
+}
