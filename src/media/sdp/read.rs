@@ -71,8 +71,12 @@ pub fn from_sdp(s: &Session, author: Role, kind: Kind) -> Result<ReadSdp, MediaE
             used: usable,
         });
         if usable {
-            desc.contents
-                .push(read_content(s, m, i, name, author, kind)?);
+            let content = read_content(s, m, i, name, author, kind)?;
+            // No payload type left that names a codec: the stream is unusable, like port 0.
+            match lines.last_mut() {
+                Some(line) if content.payloads.is_empty() => line.used = false,
+                _ => desc.contents.push(content),
+            }
         }
     }
     if desc.contents.is_empty() {
@@ -141,6 +145,9 @@ fn read_content(
         let rtpmap = media_attrs(m, "rtpmap").find(|v| v.split_whitespace().next() == Some(pt));
         let (name, clockrate, channels) = match rtpmap {
             Some(v) => parse_rtpmap(v)?,
+            // A dynamic type without a=rtpmap (RFC 4566 §6 requires one) names no codec:
+            // nobody can use it, and Jingle cannot carry it (F13), so it is left out.
+            None if id >= 96 => continue,
             None => static_payload(id)
                 .map(|(n, r, c)| (n.to_owned(), r, c))
                 .unwrap_or((String::new(), 0, 1)),

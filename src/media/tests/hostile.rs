@@ -124,3 +124,28 @@ fn oversized_descriptions_are_refused() {
         Err(MediaError::TooLarge("payload types"))
     );
 }
+
+/// F13 (fuzz target sdp_jingle): a dynamic payload type listed without a=rtpmap names no
+/// codec; it is left out (Jingle cannot carry a nameless dynamic type), and a stream left
+/// with none is unusable like a port-0 one.
+#[test]
+fn f13_dynamic_payload_type_without_rtpmap_is_left_out() {
+    let head = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n";
+    let mixed = format!("{head}m=audio 5000 RTP/AVP 102 0\r\n");
+    let read = read_sdp(mixed.as_bytes(), Role::Initiator, Kind::Offer);
+    let ids: Vec<u8> = read.description.contents[0]
+        .payloads
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(ids, [0]);
+    let only = format!("{head}m=audio 5000 RTP/AVP 102\r\nm=audio 6000 RTP/AVP 8\r\n");
+    let read = read_sdp(only.as_bytes(), Role::Initiator, Kind::Offer);
+    assert_eq!(read.description.contents.len(), 1);
+    assert!(!read.lines[0].used && read.lines[1].used);
+    let none = format!("{head}m=audio 5000 RTP/AVP 102\r\n");
+    assert!(matches!(
+        sdp_error(none.as_bytes()),
+        MediaError::Unsupported(_)
+    ));
+}
