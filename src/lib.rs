@@ -26,6 +26,7 @@ pub mod doctor;
 pub mod errmap;
 pub mod im;
 pub mod media;
+pub mod muc;
 pub mod ops;
 pub mod presence;
 pub mod sip;
