@@ -11,6 +11,9 @@
 //!   nickname and role changes, the subject (MUC-10) and when to re-SUBSCRIBE for full state.
 //! * [`occupant`]: those changes as XEP-0045 presences (RFC 7702 Tables 2 and 3, MUC-8, MUC-15)
 //!   and the subject message.
+//! * [`focus`] (§6, SIP user in an XMPP room): the room's occupant presences collected until
+//!   the self-presence (MUC-21, MUC-22) and rendered as the first full NOTIFY, then as partial
+//!   documents holding only the changed users.
 //!
 //! # SIP -> XMPP (RFC 7702 §5.4 Tables 2 and 3)
 //!
@@ -47,6 +50,7 @@
 
 pub mod confinfo;
 mod confinfo_write;
+pub mod focus;
 pub mod occupant;
 pub mod roster;
 mod xml_reader;
@@ -55,5 +59,7 @@ pub use confinfo::{parse, to_xml, ConfInfoError, ConferenceInfo};
 
 #[cfg(test)]
 mod confinfo_tests;
+#[cfg(test)]
+mod focus_tests;
 #[cfg(test)]
 mod roster_tests;
