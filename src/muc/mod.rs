@@ -62,4 +62,6 @@ mod confinfo_tests;
 #[cfg(test)]
 mod focus_tests;
 #[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
 mod roster_tests;
