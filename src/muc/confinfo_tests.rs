@@ -186,7 +186,10 @@ fn doc_with_users(users: &str) -> String {
     format!("<conference-info xmlns='{CONFINFO_NS}' entity='sip:r@h' version='0'><users>{users}</users></conference-info>")
 }
 
-/// Hostile and malformed bodies: (what, body, expected error, SIP code).
+/// One malformed-body case: what it is, the body, the error it must give, the SIP code.
+type Case = (&'static str, String, fn(&ConfInfoError) -> bool, u16);
+
+/// Hostile and malformed bodies.
 #[test]
 fn malformed_bodies_are_refused_with_their_rendering() {
     let deep = format!(
@@ -212,7 +215,7 @@ fn malformed_bodies_are_refused_with_their_rendering() {
         "<conference-info xmlns='{CONFINFO_NS}' entity='sip:r@h' version='0'>{}</conference-info>",
         " ".repeat(MAX_BODY_BYTES)
     );
-    let cases: Vec<(&str, String, fn(&ConfInfoError) -> bool, u16)> = vec![
+    let cases: Vec<Case> = vec![
         ("empty", String::new(), |e| matches!(e, ConfInfoError::Xml(_)), 400),
         (
             "truncated",
