@@ -118,6 +118,11 @@ pub struct Roster {
     users: BTreeMap<String, Entry>,
     /// Nicknames in use -> entity, so uniqueness costs one lookup per change.
     nicks: HashMap<String, String>,
+    /// The next ` (n)` suffix to try per clashing nickname, so a room where hundreds of users
+    /// share one display text does not rescan the suffixes for each of them.
+    next_suffix: HashMap<String, usize>,
+    /// The entity of the user's own occupant, while there is one.
+    own_entity: Option<String>,
     out: VecDeque<Output>,
 }
 
@@ -133,6 +138,8 @@ impl Roster {
             subject: None,
             users: BTreeMap::new(),
             nicks: HashMap::new(),
+            next_suffix: HashMap::new(),
+            own_entity: None,
             out: VecDeque::new(),
         }
     }
@@ -311,6 +318,9 @@ impl Roster {
         if let Some(entry) = self.users.remove(entity) {
             if let Some(occupant) = entry.occupant {
                 self.nicks.remove(&occupant.nick);
+                if occupant.is_self {
+                    self.own_entity = None;
+                }
                 self.out
                     .push_back(Output::Change(RosterChange::Left(occupant)));
             }
@@ -343,8 +353,11 @@ impl Roster {
                 self.nicks.insert(nick.clone(), entity.clone());
                 let is_self = match &old {
                     Some(o) => o.is_self,
-                    None => *base == self.own_nick && !self.has_self(),
+                    None => *base == self.own_nick && self.own_entity.is_none(),
                 };
+                if is_self {
+                    self.own_entity = Some(entity.clone());
+                }
                 Some(Occupant {
                     entity: entity.clone(),
                     nick,
@@ -356,6 +369,9 @@ impl Roster {
             _ => {
                 if let Some(o) = &old {
                     self.nicks.remove(&o.nick);
+                    if o.is_self {
+                        self.own_entity = None;
+                    }
                 }
                 None
             }
@@ -389,23 +405,22 @@ impl Roster {
         }
     }
 
-    fn has_self(&self) -> bool {
-        self.users
-            .values()
-            .any(|e| e.occupant.as_ref().is_some_and(|o| o.is_self))
-    }
-
     /// `base`, or `base (2)`, `base (3)`, ... when another entity shows that nickname (RFC
-    /// 7702 §7: the gateway adjusts clashing nicknames). Bounded: at most one more try than
-    /// there are occupants.
-    fn unique_nick(&self, base: &str, entity: &str) -> String {
-        let free = |nick: &str| self.nicks.get(nick).map_or(true, |owner| owner == entity);
-        if free(base) {
+    /// 7702 §7: the gateway adjusts clashing nicknames). Suffixes are not reused within a
+    /// roster, so each clash costs about one try. Bounded: at most one more try than there
+    /// are occupants.
+    fn unique_nick(&mut self, base: &str, entity: &str) -> String {
+        let taken = |nicks: &HashMap<String, String>, nick: &str| {
+            nicks.get(nick).is_some_and(|owner| owner != entity)
+        };
+        if !taken(&self.nicks, base) {
             return base.to_owned();
         }
-        for n in 2..=self.nicks.len() + 2 {
+        let first = self.next_suffix.get(base).copied().unwrap_or(2);
+        for n in first..=first + self.nicks.len() {
             if let Some(nick) = prep_nick(&format!("{base} ({n})")) {
-                if free(&nick) {
+                if !taken(&self.nicks, &nick) {
+                    self.next_suffix.insert(base.to_owned(), n + 1);
                     return nick;
                 }
             }

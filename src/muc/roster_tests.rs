@@ -349,3 +349,22 @@ fn roles_map_per_table_3_and_impl_names() {
         ]
     );
 }
+
+/// A hostile focus gives a thousand users the same display text: nicknames stay unique and
+/// the cost stays about linear (each clash tries about one suffix).
+#[test]
+fn muc_30_a_thousand_clashing_nicknames_stay_cheap() {
+    let users: String = (0..super::confinfo::MAX_USERS)
+        .map(|i| format!("<user entity='sip:u{i}@h'><display-text>Ben</display-text></user>"))
+        .collect();
+    let mut roster = Roster::new("Ben");
+    let started = std::time::Instant::now();
+    let out = feed(&mut roster, doc("full", 0, &users).as_bytes());
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(out.len(), super::confinfo::MAX_USERS + 1);
+    let nicks: std::collections::HashSet<_> = roster.occupants().map(|o| o.nick.clone()).collect();
+    assert_eq!(nicks.len(), super::confinfo::MAX_USERS);
+    assert_eq!(roster.occupants().filter(|o| o.is_self).count(), 1);
+    // Self is the first user holding the nickname asked for, announced last (MUC-8).
+    assert_eq!(summary(&out[out.len() - 2..]), ["+Ben*", "subject:"]);
+}
