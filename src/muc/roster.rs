@@ -15,6 +15,10 @@
 //! | deleted root | any | every occupant leaves, [`Output::Ended`] (unsubscribe with `Expires: 0`) |
 //! | malformed | any | `Err` (the NOTIFY's 400/413), and [`Output::Resubscribe`] once: an update was lost |
 //!
+//! The machine has `handle` and `poll_output` but no `poll_timeout`: it keeps no timers (the
+//! subscription's refresh and expiry belong to the SUBSCRIBE dialog that feeds it), so it
+//! takes no clock either.
+//!
 //! A user is an occupant while it has an endpoint in the room ([`EndpointStatus::in_room`],
 //! an endpoint without `<status>` counting as connected) or no endpoint at all (a roster that
 //! lists users only). An endpoint going `disconnected` therefore makes its user leave.
