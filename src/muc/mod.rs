@@ -49,6 +49,7 @@
 //!   would drop 31 of 32 participants); inside a partial document it is read as partial.
 
 pub mod confinfo;
+mod confinfo_read;
 mod confinfo_write;
 pub mod focus;
 pub mod occupant;
