@@ -335,13 +335,16 @@ impl Roster {
     /// user's own join is parked there instead of queued.
     fn upsert(&mut self, user: User, hold_own: Option<&mut Option<RosterChange>>) {
         let entity = user.entity.clone();
+        let in_room = in_room(&user);
         let before = self.users.remove(&entity);
+        if before.is_none() && !self.make_room(in_room) {
+            return;
+        }
         let (old, old_base) = match before {
             Some(entry) => (entry.occupant, entry.base_nick),
             None => (None, None),
         };
         let base_nick = base_nick(&user);
-        let in_room = in_room(&user);
         let occupant = match (&base_nick, in_room) {
             (Some(base), true) => {
                 let nick = match &old {
@@ -409,6 +412,34 @@ impl Roster {
         }
     }
 
+    /// Keeps the stored users within [`confinfo::MAX_USERS`] across partial documents (each
+    /// document is bounded, their sum is not): with the table full, a new user is only stored
+    /// if it is in the room and a user who is not (a disconnected one, which shows nothing in
+    /// XMPP) can be forgotten for it. Otherwise the new user is not shown: the room is past
+    /// the gateway's limit.
+    fn make_room(&mut self, for_occupant: bool) -> bool {
+        if self.users.len() < confinfo::MAX_USERS {
+            return true;
+        }
+        if !for_occupant {
+            return false;
+        }
+        let absent = self
+            .users
+            .iter()
+            .find(|(_, e)| e.occupant.is_none())
+            .map(|(k, _)| k.clone());
+        match absent {
+            Some(key) => self.users.remove(&key).is_some(),
+            None => false,
+        }
+    }
+
+    /// The number of users held (occupants and users listed but not in the room).
+    pub fn stored_users(&self) -> usize {
+        self.users.len()
+    }
+
     /// `base`, or `base (2)`, `base (3)`, ... when another entity shows that nickname (RFC
     /// 7702 §7: the gateway adjusts clashing nicknames). Suffixes are not reused within a
     /// roster, so each clash costs about one try. Bounded: at most one more try than there
@@ -424,6 +455,10 @@ impl Roster {
         for n in first..=first + self.nicks.len() {
             if let Some(nick) = prep_nick(&format!("{base} ({n})")) {
                 if !taken(&self.nicks, &nick) {
+                    if self.next_suffix.len() >= confinfo::MAX_USERS {
+                        // Only a hint; forgetting it costs a few more tries later.
+                        self.next_suffix.clear();
+                    }
                     self.next_suffix.insert(base.to_owned(), n + 1);
                     return nick;
                 }

@@ -368,3 +368,40 @@ fn muc_30_a_thousand_clashing_nicknames_stay_cheap() {
     // Self is the first user holding the nickname asked for, announced last (MUC-8).
     assert_eq!(summary(&out[out.len() - 2..]), ["+Ben*", "subject:"]);
 }
+
+/// Each document is bounded, their sum is not: a focus adding a thousand disconnected users
+/// per partial NOTIFY must not grow the roster without end.
+#[test]
+fn muc_9_stored_users_stay_bounded_across_partial_documents() {
+    let max = super::confinfo::MAX_USERS;
+    let mut roster = Roster::new("me");
+    feed(
+        &mut roster,
+        doc(
+            "full",
+            0,
+            "<user entity='sip:in@h'><display-text>In</display-text></user>",
+        )
+        .as_bytes(),
+    );
+    for v in 1..=3u32 {
+        let users: String = (0..max)
+            .map(|i| format!("<user entity='sip:v{v}u{i}@h' state='full'><endpoint entity='e'><status>disconnected</status></endpoint></user>"))
+            .collect();
+        assert!(feed(&mut roster, doc("partial", v, &users).as_bytes()).is_empty());
+        assert!(roster.stored_users() <= max);
+    }
+    // An arriving occupant still gets in, in place of a user who is not in the room.
+    let out = feed(
+        &mut roster,
+        doc(
+            "partial",
+            4,
+            "<user entity='sip:new@h' state='full'><display-text>New</display-text></user>",
+        )
+        .as_bytes(),
+    );
+    assert_eq!(summary(&out), ["+New"]);
+    assert_eq!(roster.occupants().count(), 2);
+    assert!(roster.stored_users() <= max);
+}
