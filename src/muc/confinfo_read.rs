@@ -1,4 +1,4 @@
-//! The conference-info reader (RFC 4575 §4.4-§4.6 states and keys, §5 elements, §6 schema):
+//! The conference-info reader (RFC 4575 §4.4 states, §4.5 keys, §5 elements, §6 schema):
 //! the bounded tree from `xml_reader.rs` walked into the model of [`super::confinfo`].
 //! Re-exported as [`super::confinfo::parse`].
 
@@ -16,10 +16,14 @@ use super::xml_reader::read_xml;
 ///
 /// Lenient where it costs nothing: texts and attributes are trimmed, unknown elements are
 /// skipped. The RFC 4575 namespace is required (RFC 7702 Examples 9 and 32 print the body
-/// without it; a namespace-less body is refused as malformed XML). A `<users>` without `state` inside a partial
-/// document is read as partial: the schema default `full` would flush the roster and make
-/// every occupant leave, while every focus seen (and RFC 4575 §7.2's own partial example,
-/// which lists one user of 32) means "these users changed".
+/// without it; a namespace-less body is refused as malformed XML).
+///
+/// A `<users>` without `state` inside a partial document is read as partial: the schema
+/// default `full` would flush the roster and make every occupant not listed leave, while a
+/// focus that sends a partial document means "these users changed" (RFC 4575 §7.2's own
+/// partial example does exactly this: it lists one user of 32). Reading it as partial at
+/// worst keeps a stale user until the next full state; reading it as full would send a
+/// departure for everyone else.
 ///
 /// Strict where the roster depends on it: `entity` and `version` are required, `state`
 /// values and endpoint `<status>` must be in the schema's enumeration, keys must be unique,
