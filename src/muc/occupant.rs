@@ -31,8 +31,8 @@ pub struct RoomView {
     pub room: BareJid,
     /// The XMPP user's full JID (the `to` of every stanza).
     pub to: Jid,
-    /// Whether real JIDs from `xmpp:` associated AORs go into `<item jid>` (a non-anonymous
-    /// room, XEP-0045 §4.2); off by default-minded callers for privacy.
+    /// Whether real JIDs from `xmpp:` associated AORs go into `<item jid>`: only for a room
+    /// shown as non-anonymous (XEP-0045 §4.2), since the JID is the occupant's identity.
     pub show_real_jids: bool,
 }
 
