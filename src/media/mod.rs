@@ -104,10 +104,17 @@ impl std::fmt::Display for MediaError {
 
 impl std::error::Error for MediaError {}
 
-/// Copy a peer's token, refusing one longer than [`limits::VALUE`].
+/// Copy a peer's token, refusing one longer than [`limits::VALUE`] or holding a control
+/// character: everything read from SDP may end up in a Jingle attribute, and XML 1.0 has no
+/// place for most control characters (minidom's writer panics on them, F14).
 pub(crate) fn bounded(s: &str, what: &'static str) -> Result<String, MediaError> {
     if s.len() > limits::VALUE {
         return Err(MediaError::TooLarge(what));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(MediaError::Malformed(format!(
+            "{what} holds a control character"
+        )));
     }
     Ok(s.to_owned())
 }
