@@ -45,6 +45,14 @@ def allow_rsa_dtls_servers() -> None:
     dtls.RTCCertificate._stox_rsa_ok = True
 
 
+async def delta(call, key: str, secs: float) -> int:
+    """How much one of a jingle_peer call's media counters grows in SECS."""
+    import asyncio
+    before = (await call.media_stats())[key]
+    await asyncio.sleep(secs)
+    return (await call.media_stats())[key] - before
+
+
 def primary_ipv4() -> str:
     """The machine's own IPv4 address on its default route (baresip gathers ICE candidates there, not on
     loopback); 127.0.0.1 when there is no route. A UDP connect only looks the route up, nothing is sent."""
@@ -75,7 +83,7 @@ class BaresipCall(BaresipTls):
     """baresip user USER on SIP_PORT (udp/tcp), no registration, stox (GW_PORT) as its outbound proxy,
     answermode auto, medianat ice and mediaenc dtls_srtp."""
 
-    def __init__(self, kit, user: str, sip_port: int, ctrl_port: int, gw_port: int):
+    def __init__(self, kit, user: str, sip_port: int, ctrl_port: int, gw_port: int, answermode: str = "auto"):
         if shutil.which("baresip") is None:
             pytest.fail("baresip is not installed: run ../shared/peers/install.sh baresip", pytrace=False)
         self.kit, self.user, self.ctrl_port = kit, user, ctrl_port
@@ -108,11 +116,19 @@ class BaresipCall(BaresipTls):
             "ctrl_tcp_listen 127.0.0.1:%d" % ctrl_port,
             ""]))
         (self.dir / "accounts").write_text(
-            '<sip:%s@127.0.0.1>;regint=0;medianat=ice;mediaenc=dtls_srtp;answermode=auto;mwi=no;'
-            'outbound="sip:127.0.0.1:%d;lr"\n' % (user, gw_port))
+            '<sip:%s@127.0.0.1>;regint=0;medianat=ice;mediaenc=dtls_srtp;answermode=%s;mwi=no;'
+            'outbound="sip:127.0.0.1:%d;lr"\n' % (user, answermode, gw_port))
         (self.dir / "contacts").write_text("")
         self.proc = None
         self.fifo_fd = None
+
+    def start(self) -> "BaresipCall":
+        # A fresh log and no old recordings per test: the tests look for lines and files this call made.
+        self.log.write_bytes(b"")
+        for f in self.rec.glob("*.wav"):
+            f.unlink()
+        super().start()
+        return self
 
     def recordings(self, kind: str) -> list[Path]:
         """sndfile's WAVs: kind 'dec' = audio received and decoded, 'enc' = audio sent."""

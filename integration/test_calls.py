@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from call_peer import TONE_HZ, BaresipCall, allow_rsa_dtls_servers, primary_ipv4, wav_rms
+from call_peer import TONE_HZ, BaresipCall, allow_rsa_dtls_servers, delta, primary_ipv4, wav_rms
 from jingle_peer import AIORTC_ERROR, INSTALL_HINT, JinglePeer
-from topology import BARESIP_CALL, C2S_PORT, CALL_DOMAIN, GW_PORT, XMPP_DOMAIN, sip_jid
+from topology import (BARESIP_CALL, BARESIP_CALL_MANUAL, C2S_PORT, CALL_DOMAIN, CALL_MANUAL_DOMAIN, GW_PORT,
+                      XMPP_DOMAIN, sip_jid)
 
 RMS_MIN = 0.05
 ALICE_HZ = 660.0
@@ -100,7 +101,7 @@ def test_media_7_25_baresip_calls_xmpp_user(xmpp_server, stox, carl):
     SDP answer goes back in the 200; audio both ways; baresip hangs up and alice sees session-terminate
     <success/>."""
     async def scenario(a):
-        carl.ctrl("dial sip:alice@%s" % XMPP_DOMAIN)
+        await asyncio.to_thread(carl.ctrl, "dial sip:alice@%s" % XMPP_DOMAIN)
         inc = await a.wait_incoming()
         assert inc.jmi, "the call did not start with a XEP-0353 propose"
         await inc.wait_state("active")
@@ -109,7 +110,81 @@ def test_media_7_25_baresip_calls_xmpp_user(xmpp_server, stox, carl):
         s = await inc.media_stats()
         print("\nalice after 2.5 s: %s" % s)
         check_heard(s, TONE_HZ, "alice")
-        carl.ctrl("hangup")
+        await asyncio.to_thread(carl.ctrl, "hangup")
         assert await inc.wait_ended() == "success"
     run(scenario, alice(), carl)
     check_baresip_heard(carl)
+
+
+@pytest.fixture
+def dave(stox, kit):
+    """baresip dave, which rings and answers only when told (sip:dave@127.0.0.1; from XMPP:
+    dave\\40ring.test@sip.localhost, routed to it)."""
+    b = BaresipCall(kit, "dave", BARESIP_CALL_MANUAL[0], BARESIP_CALL_MANUAL[1], GW_PORT, answermode="manual").start()
+    yield b
+    b.stop()
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_media_7_23_xmpp_caller_cancels_and_sip_callee_declines(xmpp_server, stox, dave):
+    """alice calls dave, who rings: the 180 reaches alice as <ringing/>; alice hangs up before the answer and
+    dave's call is CANCELled. alice calls again and dave rejects: baresip's 486 reaches alice as <busy/>."""
+    to = sip_jid("dave", CALL_MANUAL_DOMAIN)
+
+    async def scenario(a):
+        call = await a.place_call(to)
+        await call.wait_info("ringing")
+        await asyncio.to_thread(dave.wait_log, "Incoming call", 10)
+        await call.hangup("cancel")
+        # baresip 1.0.0 logs a CANCELled incoming call as "session closed: Connection reset by peer"
+        await asyncio.to_thread(dave.wait_log, "session closed", 10)
+        again = await a.place_call(to)
+        await again.wait_info("ringing")
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(dave.ctrl, "hangup")
+        assert await again.wait_ended() == "busy", "486 from baresip should end the call with <busy/>"
+    run(scenario, alice(), dave)
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_media_25_23_xmpp_callee_rejects_and_sip_caller_cancels(xmpp_server, stox, carl):
+    """carl dials alice, whose devices reject with <busy/>: carl's call fails with 486. carl dials again, alice
+    only rings, carl hangs up: alice's devices get <retract/> with <cancel/>."""
+    async def busy(a):
+        await asyncio.to_thread(carl.ctrl, "dial sip:alice@%s" % XMPP_DOMAIN)
+        inc = await a.wait_incoming()
+        assert await inc.wait_ended() == "busy"
+        await asyncio.to_thread(carl.wait_log, "486 Busy Here", 10)
+    run(busy, alice(on_propose="reject", reject_reason="busy"), carl)
+
+    async def cancel(a):
+        await asyncio.to_thread(carl.ctrl, "dial sip:alice@%s" % XMPP_DOMAIN)
+        inc = await a.wait_incoming()
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(carl.ctrl, "hangup")
+        assert await inc.wait_ended() == "cancel", "CANCEL should retract the propose with <cancel/>"
+    run(cancel, alice(on_propose="ring"), carl)
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_media_15_xmpp_user_holds_and_unholds(xmpp_server, stox, carl):
+    """alice calls carl; her hold becomes a re-INVITE with a=sendonly, baresip stops sending (alice receives
+    almost nothing while she still sends); her unhold (a=sendrecv) brings carl's audio back."""
+    async def scenario(a):
+        call = await a.place_call(sip_jid(CARL, CALL_DOMAIN))
+        await call.wait_state("active")
+        await call.wait_media()
+        await asyncio.sleep(1.0)
+        await call.hold()
+        await asyncio.sleep(1.0)                          # the re-INVITE round trip and packets in flight
+        got, sent = await asyncio.gather(delta(call, "packets_received", 1.5), delta(call, "packets_sent", 1.5))
+        print("\non hold, in 1.5 s: alice got %d, sent %d" % (got, sent))
+        assert got <= 5, "baresip kept sending while held: alice got %d packets in 1.5 s" % got
+        assert sent >= 50, "the holder stopped sending too (%d packets)" % sent
+        await call.unhold()
+        await asyncio.sleep(1.0)
+        got = await delta(call, "packets_received", 1.5)
+        print("after unhold, in 1.5 s: alice got %d" % got)
+        assert got >= 50, "baresip's audio did not come back after unhold (%d packets)" % got
+        await call.hangup("success")
+    run(scenario, alice(), carl)

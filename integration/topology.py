@@ -44,3 +44,5 @@ BARESIP_TLS = (5173, 4501)      # baresip over TLS (tls_peer.BaresipTls): SIP 51
 BARESIP_TLS_DOMAIN = "bstls.test"  # route -> 127.0.0.1:5174;transport=tls
 BARESIP_CALL = (5181, 4511)     # baresip with ice + dtls_srtp for calls (call_peer.BaresipCall): SIP 5181, ctrl_tcp 4511
 CALL_DOMAIN = "calls.test"      # route -> 127.0.0.1:5181 (calls from XMPP to baresip)
+BARESIP_CALL_MANUAL = (5185, 4515)  # baresip 'dave' for calls, answering only when told (ring, reject, cancel tests)
+CALL_MANUAL_DOMAIN = "ring.test"    # route -> 127.0.0.1:5185 (dave)
