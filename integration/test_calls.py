@@ -9,7 +9,7 @@ import pytest
 
 from call_peer import TONE_HZ, BaresipCall, allow_rsa_dtls_servers, delta, primary_ipv4, wav_rms
 from jingle_peer import AIORTC_ERROR, INSTALL_HINT, JinglePeer
-from topology import (BARESIP_CALL, BARESIP_CALL_MANUAL, C2S_PORT, CALL_DOMAIN, CALL_MANUAL_DOMAIN, GW_PORT,
+from topology import (BARESIP_CALL, BARESIP_CALL_MANUAL, C2S_PORT, CALL_DOMAIN, CALL_MANUAL_DOMAIN, CALL_RING_SECS, GW_PORT,
                       XMPP_DOMAIN, sip_jid)
 
 RMS_MIN = 0.05
@@ -188,3 +188,18 @@ def test_media_15_xmpp_user_holds_and_unholds(xmpp_server, stox, carl):
         assert got >= 50, "baresip's audio did not come back after unhold (%d packets)" % got
         await call.hangup("success")
     run(scenario, alice(), carl)
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_media_25_23_nobody_answers_the_sip_caller(xmpp_server, stox, carl):
+    """carl dials alice, whose devices only ring: after [calls] ring_timeout_secs stox retracts the propose
+    with <timeout/> and carl's call fails with 480."""
+    async def scenario(a):
+        t0 = time.monotonic()
+        await asyncio.to_thread(carl.ctrl, "dial sip:alice@%s" % XMPP_DOMAIN)
+        inc = await a.wait_incoming()
+        assert await inc.wait_ended() == "timeout", "an unanswered call should be retracted with <timeout/>"
+        waited = time.monotonic() - t0
+        assert CALL_RING_SECS - 1 <= waited <= CALL_RING_SECS + 5, "retracted after %.1f s" % waited
+        await asyncio.to_thread(carl.wait_log, "480", 10)
+    run(scenario, alice(on_propose="ring"), carl)

@@ -46,3 +46,4 @@ BARESIP_CALL = (5181, 4511)     # baresip with ice + dtls_srtp for calls (call_p
 CALL_DOMAIN = "calls.test"      # route -> 127.0.0.1:5181 (calls from XMPP to baresip)
 BARESIP_CALL_MANUAL = (5185, 4515)  # baresip 'dave' for calls, answering only when told (ring, reject, cancel tests)
 CALL_MANUAL_DOMAIN = "ring.test"    # route -> 127.0.0.1:5185 (dave)
+CALL_RING_SECS = 4                  # [calls] ring_timeout_secs of the test config (the no-answer test waits it out)

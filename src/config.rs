@@ -14,6 +14,9 @@ use std::time::Duration;
 #[path = "config/access.rs"]
 mod access;
 pub use access::{parse_net, AccessConfig, Untrusted};
+#[path = "config/calls.rs"]
+mod calls;
+pub use calls::CallsConfig;
 
 #[path = "config/chat.rs"]
 mod chat;
@@ -65,6 +68,9 @@ pub struct Config {
     /// `[access]`: who may use the gateway.
     #[serde(default)]
     pub access: AccessConfig,
+    /// `[calls]`: Jingle <-> SIP call signalling.
+    #[serde(default)]
+    pub calls: CallsConfig,
 }
 
 /// `[component]` section.
@@ -483,6 +489,7 @@ impl Config {
         self.access
             .validate(&c.jid, &self.addresses.xmpp_domains, &mut problems);
         self.admin.validate(&mut problems);
+        self.calls.validate(&mut problems);
         self.metrics.validate(&mut problems);
         self.log.validate(&mut problems);
         problems

@@ -33,13 +33,6 @@ use xmpp_parsers::ns;
 /// The resource of a SIP user's JID in calls when the user has no GRUU.
 pub const CALL_RESOURCE: &str = "sip";
 
-/// How long trickled Jingle candidates are collected before the SDP goes (MEDIA-3).
-const GATHER: Duration = Duration::from_millis(500);
-/// How long X's devices ring before the SIP caller gets 480.
-const RING: Duration = Duration::from_secs(60);
-/// Most calls at once; more get 503 / resource-constraint.
-const MAX_CALLS: usize = 1000;
-
 /// The calls the router knows, by (X's bare JID, sid).
 #[derive(Default)]
 pub struct Calls {
@@ -76,9 +69,10 @@ impl Router {
             .trim_matches(['[', ']'])
             .parse()
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        let c = &self.ops.effective.calls;
         Settings {
-            gather: GATHER,
-            ring: RING,
+            gather: Duration::from_millis(c.gather_ms),
+            ring: Duration::from_secs(c.ring_timeout_secs),
             origin,
         }
     }
@@ -181,7 +175,7 @@ impl Router {
                     .with_text("Jingle needs full JIDs")),
             };
         let addrs = match addrs {
-            Ok(_) if self.calls.tasks.len() >= MAX_CALLS => {
+            Ok(_) if self.calls.tasks.len() >= self.ops.effective.calls.max_calls => {
                 Err(XmppError::new(DefinedCondition::ResourceConstraint)
                     .with_text("too many calls"))
             }
@@ -265,7 +259,7 @@ impl Router {
             );
             return;
         }
-        if self.calls.tasks.len() >= MAX_CALLS {
+        if self.calls.tasks.len() >= self.ops.effective.calls.max_calls {
             reject_later(pending, SipStatus::with_reason(503, "Too Many Calls"));
             return;
         }
