@@ -139,6 +139,12 @@ const FIELDS: &[Field] = &[
     }),
     ("log.level", true, |c| c.log.level.clone()),
     ("log.format", false, |c| format!("{:?}", c.log.format)),
+    // Read when a call starts: a reload applies to new calls.
+    ("calls.ring_timeout_secs", true, |c| {
+        c.calls.ring_timeout_secs.to_string()
+    }),
+    ("calls.gather_ms", true, |c| c.calls.gather_ms.to_string()),
+    ("calls.max_calls", true, |c| c.calls.max_calls.to_string()),
     ("limits.messages_per_minute", true, |c| {
         c.limits.messages_per_minute.to_string()
     }),

@@ -424,6 +424,7 @@ pub fn pidf_to_xmpp(
             if let Some(priority) = tuple.contact.as_ref().and_then(|c| c.priority) {
                 presence.priority = Priority(pidf_priority_to_xmpp(priority));
             }
+            presence.payloads.push(crate::xmpp::service::user_caps());
         }
         let notes = if tuple.notes.is_empty() {
             fallback_notes

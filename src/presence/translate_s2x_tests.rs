@@ -78,6 +78,15 @@ fn pres_20_basic_and_show_table() {
         assert_eq!(&got[0].show, show, "{status}");
         assert_eq!(got[0].from, Some(jid("romeo@sip.example.com/phone")));
     }
+    // MEDIA-26: available presence carries the XEP-0115 caps of SIP users (their disco#info
+    // lists the Jingle features); unavailable presence carries none.
+    let open = sip_side(&one_tuple("<basic>open</basic>", ""), "juliet@example.com");
+    assert_eq!(open[0].payloads, [crate::xmpp::service::user_caps()]);
+    let closed = sip_side(
+        &one_tuple("<basic>closed</basic>", ""),
+        "juliet@example.com",
+    );
+    assert!(closed[0].payloads.is_empty());
     // No <basic>: no availability, no stanza.
     assert!(sip_side(&one_tuple("<x:y xmlns:x='u'/>", ""), "juliet@example.com").is_empty());
 }

@@ -49,6 +49,33 @@ const USER_FEATURES: &[&str] = &[
     "urn:xmpp:jingle-message:0",
 ];
 
+/// The XEP-0115 node stox announces in the presence it sends for SIP users.
+pub const CAPS_NODE: &str = "https://stox.invalid";
+
+/// XEP-0115 `<c/>` for the presence of SIP users (MEDIA-26): its `ver` is the hash of what
+/// disco#info answers on a SIP user's JID, so clients that discover by caps (Conversations,
+/// Dino) learn the Jingle features without asking every contact.
+pub fn user_caps() -> Element {
+    static CAPS: std::sync::OnceLock<Element> = std::sync::OnceLock::new();
+    CAPS.get_or_init(|| {
+        use xmpp_parsers::caps::{compute_disco, hash_caps, Caps};
+        use xmpp_parsers::disco::{DiscoInfoResult, Identity};
+        use xmpp_parsers::hashes::Algo;
+        let disco = DiscoInfoResult {
+            node: None,
+            identities: vec![Identity::new_anonymous::<_, _, (), ()>("client", "phone")],
+            features: USER_FEATURES.iter().map(|f| f.to_string()).collect(),
+            extensions: vec![],
+        };
+        match hash_caps(&compute_disco(&disco), Algo::Sha_1) {
+            Ok(hash) => Caps::new(CAPS_NODE, hash).into(),
+            // SHA-1 always hashes; an empty <c/> would still be well-formed.
+            Err(_) => Element::builder("c", "http://jabber.org/protocol/caps").build(),
+        }
+    })
+    .clone()
+}
+
 /// Answer an IQ addressed to the component or one of its JIDs. `None` for result/error IQs.
 pub fn answer_iq(iq: &Element, map: &AddressMap) -> Option<Element> {
     let typ = iq.attr("type").unwrap_or("");
@@ -241,6 +268,44 @@ mod tests {
                 .attr("category"),
             Some("client")
         );
+    }
+
+    /// MEDIA-26: a SIP user's JID (with the call resource) answers disco#info with the Jingle
+    /// features, and the XEP-0115 ver in its presence is the hash of exactly that answer
+    /// (queried with the caps node, as clients do).
+    #[test]
+    fn media_26_user_disco_has_jingle_and_caps_ver_matches() {
+        let node = format!("{CAPS_NODE}#{}", user_caps().attr("ver").unwrap());
+        let r = answer_iq(
+            &iq(&format!("<iq xmlns='jabber:component:accept' type='get' id='d3' from='juliet@example.com/b' to='romeo@sip.example.com/sip'><query xmlns='http://jabber.org/protocol/disco#info' node='{node}'/></iq>")),
+            &map(),
+        )
+        .unwrap();
+        let q = r.get_child("query", NS_DISCO_INFO).unwrap().clone();
+        assert_eq!(q.attr("node"), Some(node.as_str()));
+        let feats: Vec<_> = q.children().filter_map(|c| c.attr("var")).collect();
+        for f in [
+            "urn:xmpp:jingle:1",
+            "urn:xmpp:jingle:apps:rtp:audio",
+            "urn:xmpp:jingle:transports:ice-udp:1",
+            "urn:xmpp:jingle:apps:dtls:0",
+            "urn:xmpp:jingle-message:0",
+        ] {
+            assert!(feats.contains(&f), "{f} missing");
+        }
+        assert!(!feats.contains(&"urn:ietf:rfc:3264"), "MEDIA-1");
+        let disco = xmpp_parsers::disco::DiscoInfoResult::try_from(q).unwrap();
+        let hash = xmpp_parsers::caps::hash_caps(
+            &xmpp_parsers::caps::compute_disco(&disco),
+            xmpp_parsers::hashes::Algo::Sha_1,
+        )
+        .unwrap();
+        let caps = xmpp_parsers::caps::Caps::try_from(user_caps()).unwrap();
+        assert_eq!(
+            caps.ver, hash.hash,
+            "caps ver must hash the disco#info answer"
+        );
+        assert_eq!(caps.node, CAPS_NODE);
     }
 
     #[test]
