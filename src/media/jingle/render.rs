@@ -44,8 +44,13 @@ pub fn render_content(c: &Content, creator: Role) -> Element {
     let mut d = Element::builder("description", ns::JINGLE_RTP).a("media", c.media.as_str());
     for p in &c.payloads {
         let mut pt = Element::builder("payload-type", ns::JINGLE_RTP).a("id", p.id);
+        // A static type may come without a name; whatever is known is written, so a
+        // description reads back the same (found by sdp_jingle).
         if !p.name.is_empty() {
-            pt = pt.a("name", p.name.as_str()).a("clockrate", p.clockrate);
+            pt = pt.a("name", p.name.as_str());
+        }
+        if p.clockrate != 0 {
+            pt = pt.a("clockrate", p.clockrate);
         }
         if p.channels > 1 {
             pt = pt.a("channels", p.channels);
