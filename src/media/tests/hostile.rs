@@ -169,3 +169,17 @@ fn f14_control_characters_in_sdp_values_are_refused() {
         );
     }
 }
+
+/// F15 (sdp_jingle): a nameless static payload type with a clockrate reads back the same
+/// after the Jingle writer.
+#[test]
+fn f15_nameless_static_payload_keeps_its_clockrate() {
+    let j = "<jingle xmlns='urn:xmpp:jingle:1'><content creator='initiator' name='a'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'><payload-type id='82' clockrate='48000'/></description><transport xmlns='urn:xmpp:jingle:transports:raw-udp:1'><candidate id='c' component='1' generation='0' ip='192.0.2.1' port='5000'/></transport></content></jingle>";
+    let d = jingle::read_contents(&xml_text(j), Kind::Offer).unwrap();
+    let mut again = Element::builder("jingle", xmpp_parsers::ns::JINGLE).build();
+    for e in jingle::render(&d, Role::Initiator) {
+        again.append_child(e);
+    }
+    assert_eq!(jingle::read_contents(&again, Kind::Offer).unwrap(), d);
+    assert_eq!(d.contents[0].payloads[0].clockrate, 48000);
+}
