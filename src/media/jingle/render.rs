@@ -157,6 +157,11 @@ fn fb_element(fb: &RtcpFb) -> Element {
 pub fn render_transport(t: &Transport) -> Element {
     let Some(ice) = &t.ice else {
         let mut e = Element::builder("transport", ns::JINGLE_RAW_UDP);
+        // DTLS-SRTP without ICE (some SIP phones): XEP-0320 puts the fingerprint in any
+        // transport (found by sdp_jingle: it was dropped here).
+        if let Some(fp) = &t.fingerprint {
+            e = e.append(fingerprint(fp));
+        }
         for c in &t.candidates {
             e = e.append(
                 Element::builder("candidate", ns::JINGLE_RAW_UDP)
@@ -174,13 +179,7 @@ pub fn render_transport(t: &Transport) -> Element {
         .a("ufrag", ice.ufrag.as_str())
         .a("pwd", ice.pwd.as_str());
     if let Some(fp) = &t.fingerprint {
-        e = e.append(
-            Element::builder("fingerprint", ns::JINGLE_DTLS)
-                .a("hash", fp.hash.as_str())
-                .a("setup", fp.setup.as_str())
-                .append(fp.value.as_str())
-                .build(),
-        );
+        e = e.append(fingerprint(fp));
     }
     for c in &t.candidates {
         e = e.append(
@@ -201,4 +200,12 @@ pub fn render_transport(t: &Transport) -> Element {
         );
     }
     e.build()
+}
+
+fn fingerprint(fp: &Fingerprint) -> Element {
+    Element::builder("fingerprint", ns::JINGLE_DTLS)
+        .a("hash", fp.hash.as_str())
+        .a("setup", fp.setup.as_str())
+        .append(fp.value.as_str())
+        .build()
 }

@@ -183,3 +183,17 @@ fn f15_nameless_static_payload_keeps_its_clockrate() {
     assert_eq!(jingle::read_contents(&again, Kind::Offer).unwrap(), d);
     assert_eq!(d.contents[0].payloads[0].clockrate, 48000);
 }
+
+/// F16 (sdp_jingle): DTLS-SRTP without ICE (a fingerprint on a Raw-UDP stream) keeps its
+/// fingerprint in Jingle.
+#[test]
+fn f16_dtls_without_ice_keeps_the_fingerprint() {
+    let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 5000 UDP/TLS/RTP/SAVP 0\r\na=fingerprint:sha-256 AB:CD\r\na=setup:actpass\r\n";
+    let d = read_sdp(sdp.as_bytes(), Role::Initiator, Kind::Offer).description;
+    assert!(d.contents[0].transport.ice.is_none());
+    let mut j = Element::builder("jingle", xmpp_parsers::ns::JINGLE).build();
+    for e in jingle::render(&d, Role::Initiator) {
+        j.append_child(e);
+    }
+    assert_eq!(jingle::read_contents(&j, Kind::Offer).unwrap(), d);
+}
