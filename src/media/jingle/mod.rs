@@ -242,6 +242,11 @@ fn read_content(c: &Element, index: usize, kind: Kind) -> Result<Content, MediaE
     if content.payloads.is_empty() {
         return Err(malformed("RTP description without <payload-type>"));
     }
+    // XEP-0176 §5: an offer or answer carries the ICE credentials (only transport-info may
+    // leave them out); without them the candidates could not be checked by anyone.
+    if t.is("transport", ns::JINGLE_ICE_UDP) && content.transport.ice.is_none() {
+        return Err(malformed("ICE-UDP transport without ufrag and pwd"));
+    }
     Ok(content)
 }
 
