@@ -203,3 +203,29 @@ def test_media_25_23_nobody_answers_the_sip_caller(xmpp_server, stox, carl):
         assert CALL_RING_SECS - 1 <= waited <= CALL_RING_SECS + 5, "retracted after %.1f s" % waited
         await asyncio.to_thread(carl.wait_log, "480", 10)
     run(scenario, alice(on_propose="ring"), carl)
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_media_16_sip_user_holds_and_resumes(xmpp_server, stox, carl):
+    """alice calls carl; carl holds: baresip's re-INVITE (a=sendonly) reaches alice as content-modify
+    senders='responder' and she stops sending; carl resumes (a=sendrecv): senders='both', her audio flows
+    again."""
+    async def scenario(a):
+        call = await a.place_call(sip_jid(CARL, CALL_DOMAIN))
+        await call.wait_state("active")
+        await call.wait_media()
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(carl.ctrl, "hold")
+        await call.wait_senders("responder")
+        await asyncio.sleep(0.5)
+        sent = await delta(call, "packets_sent", 1.5)
+        print("\nheld by carl, in 1.5 s: alice sent %d" % sent)
+        assert sent <= 5, "alice kept sending while carl held the call (%d packets)" % sent
+        await asyncio.to_thread(carl.ctrl, "resume")
+        await call.wait_senders("both")
+        await asyncio.sleep(0.5)
+        sent = await delta(call, "packets_sent", 1.5)
+        print("resumed, in 1.5 s: alice sent %d" % sent)
+        assert sent >= 50, "alice's audio did not resume (%d packets)" % sent
+        await call.hangup("success")
+    run(scenario, alice(), carl)

@@ -122,9 +122,7 @@ impl Call {
     /// MEDIA-16: S's new offer -> content-modify for each stream whose direction changed,
     /// answered from X's description with the offered directions.
     pub(super) fn on_s_reinvite(&mut self, sdp: &[u8], out: &mut Vec<Output>) {
-        let layout = std::mem::take(&mut self.layout);
         let read = self.read_s_sdp(sdp, Kind::Offer);
-        self.layout = layout;
         let (Ok(read), Some(mut answer)) = (read, self.x_desc.clone()) else {
             out.push(Output::Sip(SipOut::AnswerReInvite(Err(488))));
             return;

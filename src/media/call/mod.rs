@@ -405,12 +405,14 @@ impl Call {
         Ok(text.into_bytes())
     }
 
-    /// Read SDP written by S; the streams of an answer are named after our offer's
-    /// contents, by position (a SIP answer need not repeat our a=mid).
+    /// Read SDP written by S; its streams are named after the session's contents by position.
     fn read_s_sdp(&mut self, body: &[u8], kind: Kind) -> Result<sdp::ReadSdp, MediaError> {
         let parsed = sdp::parse(body)?;
         let mut read = sdp::from_sdp(&parsed, self.s_role(), kind)?;
-        if kind == Kind::Answer && !self.layout.is_empty() {
+        // Once the session has its m= lines (our offer's, or the first SIP offer's), a SIP
+        // answer or re-offer names its streams by position: a SIP UA need not repeat a=mid,
+        // and X's content names are what both sides go by.
+        if !self.layout.is_empty() {
             let mut contents = read.description.contents.iter_mut();
             for (i, line) in read.lines.iter_mut().enumerate() {
                 if !line.used {

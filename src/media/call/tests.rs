@@ -493,3 +493,55 @@ fn shutdown_in_each_state() {
     );
     assert!(call.handle(Input::Shutdown).is_empty());
 }
+
+/// MEDIA-16 with a WebRTC-style X (content "0") and a SIP peer that sends no a=mid: S's
+/// re-INVITE is matched to X's content by position, so the hold reaches X as content-modify
+/// on "0" and the answer keeps the stream (found with baresip: the answer had port 0).
+#[test]
+fn sip_reoffer_without_mid_matches_by_position() {
+    let x = "romeo@example.net/phone";
+    let (mut call, _) =
+        Call::from_jingle(settings(), "i1", x, S, &xml("webrtc-session-initiate.xml"));
+    let ti = xml("webrtc-transport-info.xml");
+    call.handle(Input::Jingle {
+        id: "t".into(),
+        from: x.into(),
+        jingle: ti,
+    });
+    call.handle(Input::Timer(Timer::Gather));
+    let answer = fixture("baresip-1.0.0-ice-dtls-offer.sdp");
+    let answer = String::from_utf8(answer)
+        .unwrap()
+        .replace("a=setup:actpass", "a=setup:active");
+    let out = call.handle(Input::Sip(SipIn::Answered {
+        sdp: answer.clone().into_bytes(),
+    }));
+    assert_eq!(kinds(&out), ["session-accept"]);
+    call.handle(Input::IqResponse {
+        id: iq_id(&out[0]),
+        ok: true,
+    });
+    let hold = answer.replace("a=sendrecv", "a=sendonly");
+    let out = call.handle(Input::Sip(SipIn::ReInvite {
+        sdp: hold.into_bytes(),
+    }));
+    assert_eq!(kinds(&out), ["content-modify", "AnswerReInvite"]);
+    let Output::Xmpp(el) = &out[0] else {
+        unreachable!()
+    };
+    let c = el
+        .children()
+        .next()
+        .unwrap()
+        .get_child("content", xmpp_parsers::ns::JINGLE)
+        .unwrap();
+    assert_eq!(
+        (c.attr("name"), c.attr("senders")),
+        (Some("0"), Some("responder"))
+    );
+    let sdp = sdp_of(&out);
+    assert!(
+        sdp.contains("m=audio 51334 ") && sdp.contains("a=recvonly"),
+        "{sdp}"
+    );
+}
