@@ -57,6 +57,8 @@ pub fn from_sdp(s: &Session, author: Role, kind: Kind) -> Result<ReadSdp, MediaE
     for (i, m) in s.medias.iter().enumerate() {
         let mid = media_attrs(m, "mid").next().map(str::trim);
         let name = match mid {
+            // RFC 5888 §4: identification-tag is a token (it becomes a Jingle content name).
+            Some(mid) if mid.contains(char::is_whitespace) => return Err(malformed("mid", mid)),
             Some(mid) if !mid.is_empty() => bounded(mid, "mid")?,
             _ => unique_name(&m.media, &lines),
         };
@@ -207,6 +209,11 @@ fn read_content(
             Some((n, v)) => (n, Some(bounded(v, "ssrc value")?)),
             None => (rest.trim(), None),
         };
+        // RFC 5576 §4.1: the attribute name is a token. A line without one says nothing
+        // usable (and could not be written as a Jingle parameter name), so it is skipped.
+        if pn.is_empty() || pn.contains(char::is_whitespace) {
+            continue;
+        }
         let param = (bounded(pn, "ssrc attribute")?, pv);
         match sources.iter().position(|s| s.ssrc == ssrc) {
             Some(i) if sources[i].params.len() < limits::ITEMS => sources[i].params.push(param),
@@ -232,9 +239,11 @@ fn read_content(
     for v in media_attrs(m, "crypto").take(limits::ITEMS) {
         crypto.push(parse_crypto(v)?);
     }
+    // A bandwidth type that is not a token (RFC 4566 §5.8) is ignored: b= is advisory.
     let bandwidth = m
         .bandwidths
-        .first()
+        .iter()
+        .find(|b| !b.bwtype.is_empty() && !b.bwtype.contains(char::is_whitespace))
         .map(|b| Ok::<_, MediaError>((bounded(&b.bwtype, "bwtype")?, b.bandwidth)))
         .transpose()?;
     Ok(Content {

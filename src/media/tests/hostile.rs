@@ -197,3 +197,30 @@ fn f16_dtls_without_ice_keeps_the_fingerprint() {
     }
     assert_eq!(jingle::read_contents(&j, Kind::Offer).unwrap(), d);
 }
+
+/// F17 (sdp_jingle): SDP tokens that become Jingle names must be tokens: an a=ssrc line
+/// whose attribute name holds a space (or is empty) is skipped, a mid with a space is
+/// refused, a b= type with a space is ignored.
+#[test]
+fn f17_sdp_names_that_are_not_tokens() {
+    let head = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n";
+    let text = format!("{head}a=ssrc:7 cname:x\r\na=ssrc:8 311 msid:s0\r\na=ssrc:9\r\n");
+    let d = read_sdp(text.as_bytes(), Role::Initiator, Kind::Offer).description;
+    assert_eq!(d.contents[0].sources.len(), 1);
+    let text = format!("{head}a=mid:a b\r\n");
+    assert!(matches!(
+        sdp_error(text.as_bytes()),
+        MediaError::Malformed(_)
+    ));
+    let text = head.replace(
+        "m=audio 5000 RTP/AVP 0\r\n",
+        "m=audio 5000 RTP/AVP 0\r\nb=A S:64\r\n",
+    );
+    let d = read_sdp(text.as_bytes(), Role::Initiator, Kind::Offer).description;
+    assert_eq!(d.contents[0].bandwidth, None);
+    let mut j = Element::builder("jingle", xmpp_parsers::ns::JINGLE).build();
+    for e in jingle::render(&d, Role::Initiator) {
+        j.append_child(e);
+    }
+    assert_eq!(jingle::read_contents(&j, Kind::Offer).unwrap(), d);
+}
