@@ -53,6 +53,16 @@ pub fn is_call_offer(msg: &SipMessageIn) -> bool {
     (media("m=audio") || media("m=video")) && !media("m=message")
 }
 
+/// The Request-URI of a call to a SIP user's full JID: the synthetic [`CALL_RESOURCE`] we
+/// answer calls from is not a GRUU, so it must not become `;gr=sip` (a registrar looks such a
+/// URI up as a GRUU and answers 404); any other resource is one (ADDR-8) and stays.
+fn call_target(mut uri: crate::addr::SipAddr) -> crate::addr::SipAddr {
+    if uri.gr.as_deref() == Some(CALL_RESOURCE) {
+        uri.gr = None;
+    }
+    uri
+}
+
 fn reject_later(pending: PendingInvite, status: SipStatus) {
     tokio::spawn(async move { pending.reject(&status).await });
 }
@@ -193,7 +203,7 @@ impl Router {
             }
         };
         let invite = InviteOut {
-            request_uri: request_uri.to_uri(),
+            request_uri: call_target(request_uri).to_uri(),
             from: sender.aor(),
             contact: self
                 .sip
@@ -324,5 +334,25 @@ impl Router {
         if self.calls.tasks.get(&key).is_some_and(|tx| tx.is_closed()) {
             self.calls.tasks.remove(&key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::SipAddr;
+
+    /// MEDIA-26: `bob@sip.example.com/sip` is called at `sip:bob@example.net`, a GRUU
+    /// resource at the GRUU.
+    #[test]
+    fn media_26_call_resource_is_not_a_gruu() {
+        let aor = SipAddr::parse("sip:bob@example.net").unwrap();
+        let mut synthetic = aor.clone();
+        synthetic.gr = Some(CALL_RESOURCE.to_owned());
+        assert_eq!(call_target(synthetic).to_uri(), aor.to_uri());
+        let mut gruu = aor.clone();
+        gruu.gr = Some("dr4hcr0st3lup4c".to_owned());
+        assert_eq!(call_target(gruu.clone()).to_uri(), gruu.to_uri());
+        assert!(call_target(gruu).to_uri().contains(";gr=dr4hcr0st3lup4c"));
     }
 }
