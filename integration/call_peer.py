@@ -80,14 +80,18 @@ def wav_rms(path: Path) -> float:
 
 
 class BaresipCall(BaresipTls):
-    """baresip user USER on SIP_PORT (udp/tcp), no registration, stox (GW_PORT) as its outbound proxy,
-    answermode auto, medianat ice and mediaenc dtls_srtp."""
+    """baresip user USER on SIP_PORT (udp/tcp), stox (GW_PORT) as its outbound proxy, answermode auto, medianat
+    ice and mediaenc dtls_srtp. By default no registration; with register=True GW_PORT is a registrar (the kit's
+    Kamailio) that the account registers at and uses as outbound proxy, so several instances (give each its own
+    NAME: the directory) can register one AOR, and Kamailio forks calls to them."""
 
-    def __init__(self, kit, user: str, sip_port: int, ctrl_port: int, gw_port: int, answermode: str = "auto"):
+    def __init__(self, kit, user: str, sip_port: int, ctrl_port: int, gw_port: int, answermode: str = "auto",
+                 name: str = "", register: bool = False):
         if shutil.which("baresip") is None:
             pytest.fail("baresip is not installed: run ../shared/peers/install.sh baresip", pytrace=False)
         self.kit, self.user, self.ctrl_port = kit, user, ctrl_port
-        self.dir = kit.run / ("baresip-call-" + user)
+        self.register = register
+        self.dir = kit.run / ("baresip-call-" + (name or user))
         self.rec = self.dir / "rec"
         self.rec.mkdir(parents=True, exist_ok=True)
         self.log = self.dir / "baresip.log"
@@ -116,8 +120,8 @@ class BaresipCall(BaresipTls):
             "ctrl_tcp_listen 127.0.0.1:%d" % ctrl_port,
             ""]))
         (self.dir / "accounts").write_text(
-            '<sip:%s@127.0.0.1>;regint=0;medianat=ice;mediaenc=dtls_srtp;answermode=%s;mwi=no;'
-            'outbound="sip:127.0.0.1:%d;lr"\n' % (user, answermode, gw_port))
+            '<sip:%s@127.0.0.1>;regint=%d;medianat=ice;mediaenc=dtls_srtp;answermode=%s;mwi=no;'
+            'outbound="sip:127.0.0.1:%d;lr"\n' % (user, 600 if register else 0, answermode, gw_port))
         (self.dir / "contacts").write_text("")
         self.proc = None
         self.fifo_fd = None
@@ -128,6 +132,9 @@ class BaresipCall(BaresipTls):
         for f in self.rec.glob("*.wav"):
             f.unlink()
         super().start()
+        if self.register:
+            # the kit's start.sh waits for the same line
+            self.wait_log("registered successfully", timeout=10)
         return self
 
     def recordings(self, kind: str) -> list[Path]:

@@ -47,3 +47,8 @@ CALL_DOMAIN = "calls.test"      # route -> 127.0.0.1:5181 (calls from XMPP to ba
 BARESIP_CALL_MANUAL = (5185, 4515)  # baresip 'dave' for calls, answering only when told (ring, reject, cancel tests)
 CALL_MANUAL_DOMAIN = "ring.test"    # route -> 127.0.0.1:5185 (dave)
 CALL_RING_SECS = 4                  # [calls] ring_timeout_secs of the test config (the no-answer test waits it out)
+BARESIP_FORK_1 = (5187, 4517)   # two baresips (call_peer.BaresipCall, register=True) registered under one AOR at
+BARESIP_FORK_2 = (5189, 4519)   # Kamailio, which forks stox's INVITE to both (test_calls_fork.py, MEDIA-22)
+BAD_OFFER_UAC_PORT = 5191       # test_calls_bad_offer.py: the raw UDP INVITEs with corpus SDP come from here
+SINK_PORT, SINK_DOMAIN = 5193, "sink.test"  # a UDP SIP sink that records every request (route in the config)
+FORK_SHIM_PORT = 5195           # test_calls_fork.py: UDP relay in front of the second fork (delays its INVITE and CANCEL)
