@@ -9,7 +9,9 @@ alice's devices, an INVITE on the SIP side) is only visible from outside.
 
 - SIP -> XMPP: each tests/corpus/sdp/*.sdp is the body (application/sdp) of a raw UDP INVITE to
   sip:alice@localhost, straight to stox. Each gets 488 (two of them are not call offers: a body without m=audio
-  or m=video goes to the MSRP chat path, which refuses it with 488 too) and no 180 before it; the same bytes as
+  or m=video goes to the MSRP chat path, which refuses it with 488 too; unsupported-only-msrp.sdp is a valid MSRP
+  offer, refused only because the test config puts the caller's domain in chat mode "page": in "session" or
+  "auto" mode stox would take it as a chat session) and no 180 before it; the same bytes as
   text/plain get 415 with Accept: application/sdp. alice is online with jingle_peer.py and gets no <propose/>.
   A valid offer at the end does reach her (the check can see a propose), and her <reject/> gives 603.
 - XMPP -> SIP: each tests/corpus/jingle/*.xml (with a sid of its own) is a session-initiate from alice to
