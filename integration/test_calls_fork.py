@@ -6,8 +6,8 @@ answers, Kamailio CANCELs the others; a 2xx that crossed that CANCEL is forwarde
 and never show it to alice.
 
 Test (a) puts a UDP relay (LateCancel) in front of the second fork so that its 2xx always crosses Kamailio's
-CANCEL. Each test uses a fresh AOR (sip:fork<id>@127.0.0.1), so contacts left registered by an earlier test (or the other
-server's run, same Kamailio) can never be forked to."""
+CANCEL. Each test uses a fresh AOR (sip:fork<id>@127.0.0.1), so contacts left registered by an earlier test (or
+the other server's run, same Kamailio) can never be forked to."""
 import asyncio
 import re
 import socket
