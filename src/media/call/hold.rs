@@ -128,6 +128,21 @@ impl Call {
             return;
         };
         for c in &read.description.contents {
+            // MEDIA-4, 12: new ICE credentials from S are a restart: X gets S's new transport
+            // (the next generation) in a transport-info.
+            let old_ice = self
+                .s_desc
+                .as_ref()
+                .and_then(|d| d.contents.iter().find(|o| o.name == c.name))
+                .map(|o| o.transport.ice.clone());
+            if c.transport.ice.is_some() && old_ice.is_some_and(|o| o != c.transport.ice) {
+                let el = Element::builder("content", xmpp_parsers::ns::JINGLE)
+                    .a("creator", "initiator")
+                    .a("name", c.name.as_str())
+                    .append(crate::media::jingle::render_transport(&c.transport))
+                    .build();
+                self.send_jingle("transport-info", vec![el], out);
+            }
             let Some(mine) = answer.contents.iter_mut().find(|m| m.name == c.name) else {
                 continue;
             };

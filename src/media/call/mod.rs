@@ -222,6 +222,8 @@ pub struct Call {
     initiate_iq: Option<String>,
     /// The last SDP written for X, without its o= line.
     last_sdp: Option<String>,
+    /// X restarted ICE during the call: a re-INVITE goes when the gather timer fires.
+    restart_pending: bool,
 }
 
 impl Call {
@@ -265,6 +267,7 @@ impl Call {
             generations: Generations::default(),
             initiate_iq: None,
             last_sdp: None,
+            restart_pending: false,
         }
     }
 
@@ -490,12 +493,21 @@ impl Call {
         let Some(desc) = self.x_desc.as_mut() else {
             return;
         };
+        let mut restart = false;
         for (name, t) in infos {
+            let known = desc.contents.iter().find(|c| c.name == name);
+            restart |= t.ice.is_some() && known.is_some_and(|c| c.transport.ice != t.ice);
             // An unknown content name changes nothing; the IQ was well-formed.
             let _ = super::ice::apply_transport_info(desc, &name, t);
         }
         match self.state {
             State::Gathering | State::Answering if self.gathered() => self.x_description_ready(out),
+            // MEDIA-4: new credentials during the call are an ICE restart; the SIP side
+            // (vanilla ICE) gets a re-INVITE once the new candidates are in.
+            State::Active if restart => {
+                self.restart_pending = true;
+                out.push(Output::Start(Timer::Gather, self.settings.gather));
+            }
             _ => {}
         }
     }

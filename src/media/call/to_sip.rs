@@ -84,6 +84,14 @@ impl Call {
 
     pub(super) fn on_timer(&mut self, t: Timer, out: &mut Vec<Output>) {
         match (t, &self.state) {
+            (Timer::Gather, State::Active) if std::mem::take(&mut self.restart_pending) => {
+                if let Some(d) = self.x_desc.as_mut() {
+                    d.contents
+                        .iter_mut()
+                        .for_each(|c| c.transport.end_of_candidates = true);
+                }
+                self.reinvite(out);
+            }
             (Timer::Gather, State::Gathering | State::Answering) => {
                 // MEDIA-3: what has trickled in by now is what the SIP side gets.
                 if let Some(d) = self.x_desc.as_mut() {
