@@ -32,6 +32,8 @@ mod to_sip;
 mod tests;
 #[cfg(test)]
 mod tests_from_sip;
+#[cfg(test)]
+mod tests_ice;
 
 use super::ice::Generations;
 use super::model::{Description, Kind, Role, Senders};
