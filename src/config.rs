@@ -14,10 +14,6 @@ use std::time::Duration;
 #[path = "config/access.rs"]
 mod access;
 pub use access::{parse_net, AccessConfig, Untrusted};
-#[path = "config/calls.rs"]
-mod calls;
-pub use calls::CallsConfig;
-
 #[path = "config/chat.rs"]
 mod chat;
 #[path = "config/safety.rs"]
@@ -28,7 +24,7 @@ mod tls;
 pub use tls::TlsConfig;
 #[path = "config/ops.rs"]
 mod ops;
-pub use ops::{AdminConfig, LimitsConfig, LogConfig, LogFormat, MetricsConfig};
+pub use ops::{AdminConfig, CallsConfig, LimitsConfig, LogConfig, LogFormat, MetricsConfig};
 
 /// Environment variable that may carry the component secret instead of the file.
 pub const SECRET_ENV: &str = "STOX_COMPONENT_SECRET";

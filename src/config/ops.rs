@@ -1,5 +1,10 @@
 //! `[admin]`, `[metrics]`, `[log]` and `[limits]`: operating the gateway.
 
+// `[calls]` lives in its own file; it is re-exported with the other small sections.
+#[path = "calls.rs"]
+mod calls;
+pub use calls::CallsConfig;
+
 use serde::Deserialize;
 
 /// `[admin]` section.
