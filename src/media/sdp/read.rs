@@ -90,7 +90,12 @@ pub fn from_sdp(s: &Session, author: Role, kind: Kind) -> Result<ReadSdp, MediaE
         let v = g.value.as_deref().unwrap_or("");
         let mut it = v.split_whitespace();
         let sem = it.next().unwrap_or("");
-        let names = it.take(limits::CONTENTS).map(str::to_owned).collect();
+        // The names become Jingle content names (XEP-0338): bounded and free of control
+        // characters like every other value read here (F18).
+        let names = it
+            .take(limits::CONTENTS)
+            .map(|n| bounded(n, "group"))
+            .collect::<Result<Vec<_>, _>>()?;
         match sem {
             "BUNDLE" => desc.bundle = names,
             "LS" => desc.lip_sync = names,

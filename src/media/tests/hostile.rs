@@ -150,9 +150,9 @@ fn f13_dynamic_payload_type_without_rtpmap_is_left_out() {
     ));
 }
 
-/// F14 (fuzz target sdp_jingle): a control character in an SDP value (here an extmap URI)
-/// reached a Jingle attribute, and minidom's writer panics on it. Every value read from SDP
-/// now refuses control characters.
+/// F14 and F18 (fuzz target sdp_jingle): a control character in an SDP value (an extmap
+/// URI, an a=group name) reached a Jingle attribute, and minidom's writer panics on it.
+/// Every value read from SDP now refuses control characters.
 #[test]
 fn f14_control_characters_in_sdp_values_are_refused() {
     let head = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n";
