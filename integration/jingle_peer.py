@@ -53,9 +53,10 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from jingle_sdp import (  # the translation and checks (pure, stdlib only)
-    ACTIONS, FEATURES, NS_CLIENT, NS_HINTS, NS_ICE, NS_JINGLE, NS_JINGLE_ERRORS, NS_JMI, NS_RTP, NS_RTP_INFO,
-    REASONS, JingleUnsupported, candidate_jingle_to_sdp, caps_ver_of, check_jingle, jingle_to_sdp, q, reason_el,
-    reason_of, sdp_to_jingle, summary as _summary)
+    ACTIONS, FEATURES, NS_CLIENT, NS_HINTS, NS_ICE, NS_JINGLE, NS_JINGLE_ERRORS, NS_JMI, NS_RAW_UDP, NS_RTP,
+    NS_RTP_INFO, PLAIN_FEATURES, REASONS, JingleUnsupported, candidate_jingle_to_sdp, caps_ver_of, check_jingle,
+    jingle_to_sdp, plain_content, plain_remote, q, reason_el, reason_of, sdp_to_jingle, summary as _summary)
+from plain_rtp import PlainRtp, record_name  # media="plain": Raw-UDP + RTP/AVP PCMU (stdlib only)
 
 INSTALL_HINT = ("aiortc is missing from the venv: %s/bin/python -m pip install aiortc==1.16.0 "
                 "(integration/run.sh does it)" % (os.environ.get("PEERS_VENV") or "/tmp/stox-peers/venv"))
@@ -196,6 +197,7 @@ class Call:
         self.reason_text: Optional[str] = None
         self.ended_by: Optional[str] = None        # "local" / "remote"
         self.pc = None
+        self.rtp: Optional[PlainRtp] = None         # media="plain": the Raw-UDP RTP stream
         self.tone: Optional[ToneTrack] = None
         self.sink: Optional[AudioSink] = None
         self.contents: list[str] = []              # content names
@@ -240,7 +242,8 @@ class Call:
         return self.reason
 
     async def wait_media(self, timeout: float = 20):
-        """ICE + DTLS connected (aiortc connectionState 'connected')."""
+        """ICE + DTLS connected (aiortc connectionState 'connected'); media="plain": the first RTP packet
+        from the far side has arrived."""
         await self._wait(lambda: self.media_state in ("connected", "failed", "closed"), timeout,
                          "ICE/DTLS connection")
         if self.media_state != "connected":
@@ -261,9 +264,15 @@ class Call:
     def _apply_senders(self):
         if self.tone is not None:
             (self.tone.resume if self.sending else self.tone.pause)()
+        if self.rtp is not None:
+            (self.rtp.resume if self.sending else self.rtp.pause)()
 
     async def media_stats(self) -> dict:
-        """RTP counters from aiortc's stats (after SRTP) plus what the sink decoded."""
+        """RTP counters from aiortc's stats (after SRTP) plus what the sink decoded. media="plain": the same keys
+        from our own RTP stack, plus rtcp_received, other_pt, local, remote (where we send) and sources (where
+        RTP came from)."""
+        if self.rtp is not None:
+            return self.rtp.stats()
         out = {"packets_sent": 0, "packets_received": 0, "packets_lost": 0, "frames_decoded": 0,
                "rms_max": 0.0, "rms_median": 0.0, "freq_median": 0.0, "tone_frames": 0}
         if self.pc is not None:
@@ -329,9 +338,13 @@ class JinglePeer:
                  resource: Optional[str] = None, on_propose: str = "proceed", on_initiate: str = "accept",
                  reject_reason: str = "busy", answer_delay: float = 0.0, trickle: bool = False,
                  ice_hosts: Optional[list] = None, codecs: Optional[list] = None, tone_hz: float = 440.0,
-                 record_dir: Optional[str] = None, name: Optional[str] = None):
-        if AIORTC_ERROR is not None:
+                 record_dir: Optional[str] = None, name: Optional[str] = None, media: str = "webrtc",
+                 rtp_host: str = "127.0.0.1"):
+        if media not in ("webrtc", "plain"):
+            raise ValueError("media must be 'webrtc' (aiortc: ICE + DTLS-SRTP) or 'plain' (Raw-UDP + RTP/AVP)")
+        if media == "webrtc" and AIORTC_ERROR is not None:
             raise RuntimeError(INSTALL_HINT)
+        self.media, self.rtp_host = media, rtp_host
         self.jid = jid if "/" in jid else "%s/%s" % (jid, resource or "jpeer-" + uuid.uuid4().hex[:6])
         self.password, self.host = password, host
         self.port = port or int(os.environ.get("XMPP_C2S_PORT", "5222"))
@@ -395,7 +408,7 @@ class JinglePeer:
         for p in ("xep_0030", "xep_0115", "xep_0199"):
             x.register_plugin(p)
         x.plugin["xep_0030"].add_identity(category="client", itype="pc", name="stox jingle_peer")
-        for f in FEATURES:
+        for f in (PLAIN_FEATURES if self.media == "plain" else FEATURES):
             x.plugin["xep_0030"].add_feature(f)
         x.register_handler(Callback("jpeer-jingle", MatchXPath("{%s}iq/{%s}jingle" % (NS_CLIENT, NS_JINGLE)),
                                     self._on_jingle_iq))
@@ -565,7 +578,29 @@ class JinglePeer:
             t.setCodecPreferences(caps)
         return t
 
+    async def _new_rtp(self, call: Call) -> PlainRtp:
+        rtp = PlainRtp(self.rtp_host, tone_hz=self.tone_hz, record_path=record_name(self.record_dir, self.name, call.sid))
+        call.rtp = await rtp.open()
+
+        def first():
+            self._ev("--", "media:rtp-in", call.sid, "first RTP packet")
+            self._spawn(call._set(media_state="connected"))
+        rtp.on_first_packet = first
+        return rtp
+
+    async def _initiate_plain(self, call: Call):
+        rtp = await self._new_rtp(call)
+        contents = [plain_content(rtp.host, rtp.port, "c-" + call.sid[:8])]
+        call.contents = ["audio"]
+        await call._set(state="pending")
+        ok = await self._jingle_set(call, "session-initiate", contents, {"initiator": self.full_jid},
+                                    detail=_summary(contents))
+        if not ok:
+            await self._ended(call, "general-error", "session-initiate refused", "remote")
+
     async def _initiate(self, call: Call):
+        if self.media == "plain":
+            return await self._initiate_plain(call)
         pc = await self._new_pc(call)
         self._add_track(call)
         await pc.setLocalDescription(await pc.createOffer())   # gathers every candidate (vanilla ICE)
@@ -618,6 +653,8 @@ class JinglePeer:
     async def _accept(self, call: Call):
         if call.offer_jingle is None:
             raise AssertionError("accept: no session-initiate received for %s" % call.sid)
+        if self.media == "plain":
+            return await self._accept_plain(call)
         try:
             sdp = jingle_to_sdp(call.offer_jingle, "initiator")
         except JingleUnsupported as e:
@@ -640,6 +677,25 @@ class JinglePeer:
             return
         if self.trickle:
             await self._trickle(call, pc.localDescription.sdp, "responder")
+
+    async def _accept_plain(self, call: Call):
+        try:
+            name, remote, senders = plain_remote(call.offer_jingle)
+        except JingleUnsupported as e:
+            await self._terminate(call, e.reason, e.text)
+            return
+        rtp = await self._new_rtp(call)
+        call.contents, call.senders = [name], senders
+        contents = [plain_content(rtp.host, rtp.port, "r-" + call.sid[:8], senders, name)]
+        await call._set(state="active")
+        rtp.start_sending(remote)
+        call._apply_senders()
+        self._ev("--", "media:rtp-out", call.sid, "to %s:%d from %s:%d" % (remote + (rtp.host, rtp.port)))
+        ok = await self._jingle_set(call, "session-accept", contents,
+                                    {"initiator": call.remote, "responder": self.full_jid},
+                                    detail=_summary(contents))
+        if not ok:
+            await self._ended(call, "general-error", "session-accept refused", "remote")
 
     async def _flush_candidates(self, call: Call):
         cands, call.pending_candidates = call.pending_candidates, []
@@ -687,7 +743,7 @@ class JinglePeer:
         if call.state == "ended" or call.ending:
             return
         call.ending = True
-        if call.pc is not None:            # keep the counters readable after the end
+        if call.pc is not None or call.rtp is not None:    # keep the counters readable after the end
             try:
                 call.final_stats = await call.media_stats()
             except Exception:  # noqa: BLE001 - stats are best effort
@@ -697,6 +753,8 @@ class JinglePeer:
         await self._close_media(call)
 
     async def _close_media(self, call: Call):
+        if call.rtp is not None:
+            call.rtp.close()               # call.rtp stays: media_stats() keeps answering after the end
         pc, call.pc = call.pc, None
         if pc is None:
             return
@@ -839,6 +897,11 @@ class JinglePeer:
                 tr = c.find(q(NS_ICE, "transport"))
                 for cand in (tr.findall(q(NS_ICE, "candidate")) if tr is not None else []):
                     self._spawn(self._add_candidate(call, c.get("name"), cand))
+                raw = c.find(q(NS_RAW_UDP, "transport"))
+                for cand in (raw.findall(q(NS_RAW_UDP, "candidate")) if raw is not None else []):
+                    if call.rtp is not None and cand.get("component", "1") == "1" and cand.get("port", "").isdigit():
+                        call.rtp.remote = (cand.get("ip"), int(cand.get("port")))   # XEP-0177 §4: a new address
+                        self._ev("--", "media:rtp-out", sid, "now to %s:%s" % (cand.get("ip"), cand.get("port")))
         elif action == "content-modify":
             for c in j.findall(q(NS_JINGLE, "content")):
                 call.senders = c.get("senders", "both")
@@ -871,7 +934,10 @@ class JinglePeer:
 
     async def _on_initiate(self, call: Call):
         try:
-            jingle_to_sdp(call.offer_jingle, "initiator")
+            if self.media == "plain":
+                plain_remote(call.offer_jingle)
+            else:
+                jingle_to_sdp(call.offer_jingle, "initiator")
         except JingleUnsupported as e:
             await self._terminate(call, e.reason, e.text)
             return
@@ -891,6 +957,8 @@ class JinglePeer:
         if call.role != "initiator" or call.state != "pending":
             self._ev("--", "unexpected", call.sid, "session-accept in state %s" % call.state)
             return
+        if self.media == "plain":
+            return await self._on_accept_plain(call, j)
         try:
             sdp = jingle_to_sdp(j, "responder")
         except JingleUnsupported as e:
@@ -902,6 +970,18 @@ class JinglePeer:
         await call.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
         await self._flush_candidates(call)
         call._apply_senders()
+        await call._set(state="active")
+
+    async def _on_accept_plain(self, call: Call, j: ET.Element):
+        try:
+            _, remote, senders = plain_remote(j)
+        except JingleUnsupported as e:
+            await self._terminate(call, e.reason, e.text)
+            return
+        call.senders = senders
+        call.rtp.start_sending(remote)
+        call._apply_senders()
+        self._ev("--", "media:rtp-out", call.sid, "to %s:%d from %s:%d" % (remote + (call.rtp.host, call.rtp.port)))
         await call._set(state="active")
 
     async def _on_info(self, call: Call, payload: list):
@@ -969,7 +1049,8 @@ async def _selftest(args) -> int:
 
 async def _call(args) -> int:
     p = JinglePeer(args.jid, args.password, port=args.port, trickle=args.trickle, tone_hz=args.tone,
-                   ice_hosts=args.ice_host or None, codecs=args.codec or None, record_dir=args.record_dir)
+                   ice_hosts=args.ice_host or None, codecs=args.codec or None, record_dir=args.record_dir,
+                   media="plain" if args.plain else "webrtc", rtp_host=args.rtp_host)
     await p.start()
     try:
         call = await p.place_call(args.to, jmi=not args.no_jmi)
@@ -993,7 +1074,8 @@ async def _answer(args) -> int:
     p = JinglePeer(args.jid, args.password, port=args.port, trickle=args.trickle, ice_hosts=args.ice_host or None,
                    tone_hz=args.tone,
                    on_propose=args.on_propose, on_initiate=args.on_initiate, reject_reason=args.reason,
-                   codecs=args.codec or None, record_dir=args.record_dir)
+                   codecs=args.codec or None, record_dir=args.record_dir,
+                   media="plain" if args.plain else "webrtc", rtp_host=args.rtp_host)
     await p.start()
     try:
         try:
@@ -1045,8 +1127,10 @@ def main(argv=None) -> int:
         p.add_argument("--codec", action="append", help="offer/answer only this codec (repeat), e.g. PCMU")
         p.add_argument("--record-dir", help="write received audio as WAV files here")
         p.add_argument("--tone", type=float, default=440.0, help="frequency of the sine we send (Hz)")
+        p.add_argument("--plain", action="store_true", help="Raw-UDP + RTP/AVP PCMU instead of aiortc")
+        p.add_argument("--rtp-host", default="127.0.0.1", help="--plain: the address of our RTP socket")
     args = ap.parse_args(argv)
-    if AIORTC_ERROR is not None:
+    if AIORTC_ERROR is not None and not getattr(args, "plain", False):
         print(INSTALL_HINT, file=sys.stderr)
         return 2
     return asyncio.run({"selftest": _selftest, "call": _call, "answer": _answer}[args.cmd](args))

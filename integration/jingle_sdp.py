@@ -21,6 +21,7 @@ NS_RTP = "urn:xmpp:jingle:apps:rtp:1"
 NS_RTP_INFO = "urn:xmpp:jingle:apps:rtp:info:1"
 NS_RTP_AUDIO = "urn:xmpp:jingle:apps:rtp:audio"
 NS_ICE = "urn:xmpp:jingle:transports:ice-udp:1"
+NS_RAW_UDP = "urn:xmpp:jingle:transports:raw-udp:1"
 NS_DTLS = "urn:xmpp:jingle:apps:dtls:0"
 NS_RTCP_FB = "urn:xmpp:jingle:apps:rtp:rtcp-fb:0"
 NS_HDREXT = "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0"
@@ -33,6 +34,8 @@ NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 # what disco#info (and so the XEP-0115 hash) advertises
 FEATURES = [NS_JINGLE, NS_RTP, NS_RTP_AUDIO, NS_ICE, NS_DTLS, NS_RTCP_FB, NS_HDREXT, NS_GROUP, NS_SSMA, NS_JMI,
             NS_RTP_INFO]
+# the same for media="plain" (Raw-UDP + RTP/AVP PCMU, no ICE, no DTLS)
+PLAIN_FEATURES = [NS_JINGLE, NS_RTP, NS_RTP_AUDIO, NS_RAW_UDP, NS_JMI, NS_RTP_INFO]
 # XEP-0166 §7.2 actions
 ACTIONS = {"content-accept", "content-add", "content-modify", "content-reject", "content-remove", "description-info",
            "security-info", "session-accept", "session-info", "session-initiate", "session-terminate",
@@ -348,6 +351,50 @@ def jingle_to_sdp(jingle: ET.Element, author_role: str) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
+# ========================================================== Raw-UDP + RTP/AVP PCMU (media="plain")
+def plain_content(ip: str, port: int, cid: str, senders: str = "both", name: str = "audio") -> ET.Element:
+    """Our one audio content for media="plain": PCMU/8000 (RFC 3551 payload type 0) over a XEP-0177 Raw-UDP
+    transport with one candidate (component 1: RTP; RTCP, if any, goes to PORT+1 as RFC 3550 §11 says)."""
+    content = ET.Element(q(NS_JINGLE, "content"), {"creator": "initiator", "name": name})
+    if senders != "both":
+        content.set("senders", senders)
+    desc = ET.SubElement(content, q(NS_RTP, "description"), {"media": "audio"})
+    ET.SubElement(desc, q(NS_RTP, "payload-type"), {"id": "0", "name": "PCMU", "clockrate": "8000"})
+    tr = ET.SubElement(content, q(NS_RAW_UDP, "transport"))
+    ET.SubElement(tr, q(NS_RAW_UDP, "candidate"), {"component": "1", "generation": "0", "id": cid, "ip": ip,
+                                                   "port": str(port)})
+    return content
+
+
+def plain_remote(jingle: ET.Element) -> tuple[str, tuple[str, int], str]:
+    """The far side's offer/answer for media="plain" -> (content name, (ip, port) of its component-1 Raw-UDP
+    candidate, senders). Raises JingleUnsupported when there is no audio content with a Raw-UDP transport or
+    when PCMU (payload type 0) is not among its payload types."""
+    contents = jingle.findall(q(NS_JINGLE, "content"))
+    if not contents:
+        raise JingleUnsupported("failed-application", "no <content/>")
+    for content in contents:
+        desc = content.find(q(NS_RTP, "description"))
+        if desc is None:
+            continue
+        tr = content.find(q(NS_RAW_UDP, "transport"))
+        if tr is None:
+            other_tr = [c.tag for c in content if c.tag.endswith("}transport")]
+            raise JingleUnsupported("unsupported-transports", "content %r has no Raw-UDP transport (%s)"
+                                    % (content.get("name"), ", ".join(other_tr) or "none"))
+        pts = desc.findall(q(NS_RTP, "payload-type"))
+        if not any(p.get("id") == "0" or (p.get("name", "").upper() == "PCMU" and p.get("clockrate", "8000") == "8000")
+                   for p in pts):
+            raise JingleUnsupported("failed-application", "content %r offers no PCMU (%s)" % (
+                content.get("name"), ",".join(p.get("name") or p.get("id", "?") for p in pts)))
+        rtp = [c for c in tr.findall(q(NS_RAW_UDP, "candidate")) if c.get("component", "1") == "1"]
+        if not rtp or not (rtp[0].get("port") or "").isdigit() or not rtp[0].get("ip"):
+            raise JingleUnsupported("failed-transport", "content %r: no usable Raw-UDP candidate for component 1"
+                                    % content.get("name"))
+        return content.get("name"), (rtp[0].get("ip"), int(rtp[0].get("port"))), content.get("senders", "both")
+    raise JingleUnsupported("unsupported-applications", "no RTP description")
+
+
 def reason_of(el: Optional[ET.Element]) -> tuple[Optional[str], Optional[str]]:
     """(condition, text) of the <reason/> child of EL (either namespace form XEP-0353 uses: jingle's)."""
     if el is None:
@@ -375,6 +422,8 @@ def reason_el(cond: str, text: Optional[str] = None) -> ET.Element:
 
 # XEP-0176 schema: the attributes a <candidate/> must have
 CANDIDATE_REQUIRED = ("component", "foundation", "generation", "id", "ip", "port", "priority", "protocol", "type")
+# XEP-0177 schema: the attributes a Raw-UDP <candidate/> must have
+RAW_CANDIDATE_REQUIRED = ("component", "generation", "id", "ip", "port")
 
 
 def check_jingle(j: ET.Element, action: str) -> list[str]:
@@ -399,6 +448,16 @@ def check_jingle(j: ET.Element, action: str) -> list[str]:
                 pid = pt.get("id", "")
                 if not pid.isdigit() or int(pid) > 127:
                     out.append("%s: payload-type id %r is not 0..127" % (action, pid))
+        raw = c.find(q(NS_RAW_UDP, "transport"))
+        if raw is not None:
+            for cand in raw.findall(q(NS_RAW_UDP, "candidate")):
+                missing = [a for a in RAW_CANDIDATE_REQUIRED if not cand.get(a)]
+                if missing:
+                    out.append("%s: Raw-UDP candidate %s lacks %s" % (action, cand.get("id", "?"), ",".join(missing)))
+                elif not cand.get("port").isdigit() or not 0 < int(cand.get("port")) < 65536:
+                    out.append("%s: Raw-UDP candidate %s port=%r" % (action, cand.get("id"), cand.get("port")))
+            if action in ("session-initiate", "session-accept") and not raw.findall(q(NS_RAW_UDP, "candidate")):
+                out.append("%s: Raw-UDP transport of content %r without a candidate (XEP-0177 §4)" % (action, name))
         t = c.find(q(NS_ICE, "transport"))
         if t is None:
             continue
@@ -432,9 +491,15 @@ def summary(contents) -> str:
     for c in contents:
         d = c.find(q(NS_RTP, "description"))
         t = c.find(q(NS_ICE, "transport"))
+        raw = c.find(q(NS_RAW_UDP, "transport"))
         pts = [p.get("name", p.get("id")) for p in d.findall(q(NS_RTP, "payload-type"))] if d is not None else []
         fp = t.find(q(NS_DTLS, "fingerprint")) if t is not None else None
         ncand = len(t.findall(q(NS_ICE, "candidate"))) if t is not None else 0
+        if raw is not None:
+            ncand = ",".join("%s:%s" % (x.get("ip"), x.get("port")) for x in raw.findall(q(NS_RAW_UDP, "candidate")))
+            parts.append("%s[%s] raw-udp=%s%s" % (c.get("name"), ",".join(pts), ncand or "-",
+                                                 (" senders=" + c.get("senders")) if c.get("senders") else ""))
+            continue
         parts.append("%s[%s] cand=%d setup=%s%s" % (c.get("name"), ",".join(pts), ncand,
                                                    fp.get("setup") if fp is not None else "-",
                                                    (" senders=" + c.get("senders")) if c.get("senders") else ""))

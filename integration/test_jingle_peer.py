@@ -417,3 +417,71 @@ def test_media_8_jingle_peer_checks_flag_violations():
     term = ET.fromstring("<jingle xmlns='urn:xmpp:jingle:1' action='session-terminate' sid='s'><reason><nope/>"
                          "</reason></jingle>")
     assert check_jingle(term, "session-terminate"), "an unknown reason condition must be flagged"
+
+
+# ------------------------------------------------------------------ media="plain" (Raw-UDP + RTP/AVP PCMU)
+@pytest.mark.usefixtures("server_up")
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_media_10_jingle_peer_plain_rtp_call_hold_hangup(xmpp_server):
+    """Both peers in media="plain" (no aiortc): alice calls bob, the offer and answer carry one Raw-UDP candidate
+    and PCMU only, each sends its tone as mu-law RTP to the other's candidate and hears the other's; bob holds
+    (alice stops, bob goes on), unholds; alice hangs up."""
+    async def scenario(a, b):
+        call = await a.place_call(b.bare_jid)
+        inc = await b.wait_incoming()
+        await call.wait_state("active")
+        await call.wait_media()
+        await inc.wait_media()
+        await asyncio.sleep(2.0)
+        sa, sb = await call.media_stats(), await inc.media_stats()
+        print("\nplain, after 2 s: alice %s\n                  bob   %s" % (sa, sb))
+        check_audio(sa, BOB_HZ, "alice")
+        check_audio(sb, ALICE_HZ, "bob")
+        assert sa["remote"] == sb["local"] and sb["remote"] == sa["local"], (sa, sb)
+        assert sa["sources"] == [sb["local"]] and sa["packets_lost"] == 0, sa
+        await inc.hold()
+        await call.wait_senders("responder")
+        await asyncio.sleep(0.3)
+        got_b, got_a = await asyncio.gather(delta(inc, "packets_received", 1.0), delta(call, "packets_received", 1.0))
+        assert got_b == 0 and got_a >= 40, "on hold: bob (held by himself) got %d, alice got %d" % (got_b, got_a)
+        await inc.unhold()
+        await call.wait_senders("both")
+        await asyncio.sleep(0.3)
+        assert await delta(inc, "packets_received", 1.0) >= 40
+        await call.hangup()
+        assert await inc.wait_ended() == "success"
+        assert (await inc.media_stats())["packets_received"] > 0     # readable after the end
+    run(scenario, {"user": "alice", "media": "plain"}, {"user": "bob", "media": "plain"})
+
+
+def test_media_10_jingle_peer_plain_rtp_units():
+    """mu-law against G.711's fixed points and a round trip, the RTP header, and the Raw-UDP content both ways."""
+    from jingle_sdp import NS_RAW_UDP, JingleUnsupported, plain_content, plain_remote
+    from plain_rtp import parse_rtp, rtp_header, ulaw_decode, ulaw_encode
+    assert ulaw_encode(0) == 0xFF and ulaw_encode(32767) == 0x80 and ulaw_encode(-32768) == 0x00
+    assert ulaw_decode(0xFF) == 0 and ulaw_decode(0x80) == 32124 and ulaw_decode(0x00) == -32124
+    for s in range(-32000, 32000, 7):
+        err = abs(ulaw_decode(ulaw_encode(s)) - s)
+        assert err <= max(4, abs(s) // 16), (s, err)           # a step is 1/16 of the segment
+    h = rtp_header(65535, 0xFFFFFFFF, 0x12345678, 0, True)
+    assert h == bytes([0x80, 0x80, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x12, 0x34, 0x56, 0x78])
+    p = parse_rtp(h + b"\xff" * 160)
+    assert (p["pt"], p["marker"], p["seq"], p["ssrc"], len(p["payload"])) == (0, True, 65535, 0x12345678, 160)
+    assert parse_rtp(bytes([0x80, 200]) + b"\0" * 26) is None      # an RTCP sender report is not RTP
+    c = plain_content("192.0.2.7", 40000, "c1")
+    cand = c.find(q(NS_RAW_UDP, "transport")).find(q(NS_RAW_UDP, "candidate"))
+    assert cand.attrib == {"component": "1", "generation": "0", "id": "c1", "ip": "192.0.2.7", "port": "40000"}
+    j = ET.Element(q(NS_JINGLE, "jingle"), {"action": "session-accept", "sid": "s"})
+    j.append(c)
+    assert check_jingle(j, "session-accept") == []
+    assert plain_remote(j) == ("audio", ("192.0.2.7", 40000), "both")
+    del cand.attrib["generation"]
+    assert any("lacks generation" in v for v in check_jingle(j, "session-accept"))
+    offer = ET.fromstring(
+        "<jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='s'><content creator='initiator' name='a'>"
+        "<description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'><payload-type id='8' name='PCMA'/>"
+        "</description><transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='u' pwd='p'/></content>"
+        "</jingle>")
+    with pytest.raises(JingleUnsupported) as e:
+        plain_remote(offer)
+    assert e.value.reason == "unsupported-transports"
