@@ -7,6 +7,7 @@ import shutil
 import struct
 import wave
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -83,10 +84,12 @@ class BaresipCall(BaresipTls):
     """baresip user USER on SIP_PORT (udp/tcp), stox (GW_PORT) as its outbound proxy, answermode auto, medianat
     ice and mediaenc dtls_srtp. By default no registration; with register=True GW_PORT is a registrar (the kit's
     Kamailio) that the account registers at and uses as outbound proxy, so several instances (give each its own
-    NAME: the directory) can register one AOR, and Kamailio forks calls to them."""
+    NAME: the directory) can register one AOR, and Kamailio forks calls to them. medianat=None and mediaenc=None
+    make a plain-RTP phone (RTP/AVP, c=/m= only: the ice and dtls_srtp modules are not loaded)."""
 
     def __init__(self, kit, user: str, sip_port: int, ctrl_port: int, gw_port: int, answermode: str = "auto",
-                 name: str = "", register: bool = False):
+                 name: str = "", register: bool = False, medianat: Optional[str] = "ice",
+                 mediaenc: Optional[str] = "dtls_srtp"):
         if shutil.which("baresip") is None:
             pytest.fail("baresip is not installed: run ../shared/peers/install.sh baresip", pytrace=False)
         self.kit, self.user, self.ctrl_port = kit, user, ctrl_port
@@ -111,8 +114,8 @@ class BaresipCall(BaresipTls):
             "module aubridge.so",
             "module sndfile.so",
             "module stdio.so",
-            "module ice.so",
-            "module dtls_srtp.so",
+            *(["module ice.so"] if medianat == "ice" else []),
+            *(["module dtls_srtp.so"] if mediaenc == "dtls_srtp" else []),
             "module_tmp account.so",
             "module_app contact.so",
             "module_app menu.so",
@@ -120,8 +123,11 @@ class BaresipCall(BaresipTls):
             "ctrl_tcp_listen 127.0.0.1:%d" % ctrl_port,
             ""]))
         (self.dir / "accounts").write_text(
-            '<sip:%s@127.0.0.1>;regint=%d;medianat=ice;mediaenc=dtls_srtp;answermode=%s;mwi=no;'
-            'outbound="sip:127.0.0.1:%d;lr"\n' % (user, 600 if register else 0, answermode, gw_port))
+            '<sip:%s@127.0.0.1>;regint=%d;%s%sanswermode=%s;mwi=no;'
+            'outbound="sip:127.0.0.1:%d;lr"\n' % (user, 600 if register else 0,
+                                                   "medianat=%s;" % medianat if medianat else "",
+                                                   "mediaenc=%s;" % mediaenc if mediaenc else "", answermode,
+                                                   gw_port))
         (self.dir / "contacts").write_text("")
         self.proc = None
         self.fifo_fd = None

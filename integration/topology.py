@@ -52,3 +52,5 @@ BARESIP_FORK_2 = (5189, 4519)   # Kamailio, which forks stox's INVITE to both (t
 BAD_OFFER_UAC_PORT = 5191       # test_calls_bad_offer.py: the raw UDP INVITEs with corpus SDP come from here
 SINK_PORT, SINK_DOMAIN = 5193, "sink.test"  # a UDP SIP sink that records every request (route in the config)
 FORK_SHIM_PORT = 5195           # test_calls_fork.py: UDP relay in front of the second fork (delays its INVITE and CANCEL)
+BARESIP_PLAIN = (5197, 4527)    # baresip without ice/dtls_srtp (plain RTP/AVP) for calls: SIP 5197, ctrl_tcp 4527
+PLAIN_DOMAIN = "plain.test"     # route -> 127.0.0.1:5197 (calls from XMPP to the plain-RTP baresip)
