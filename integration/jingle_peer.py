@@ -245,7 +245,7 @@ class Call:
         """ICE + DTLS connected (aiortc connectionState 'connected'); media="plain": the first RTP packet
         from the far side has arrived."""
         await self._wait(lambda: self.media_state in ("connected", "failed", "closed"), timeout,
-                         "ICE/DTLS connection")
+                         "RTP from the far side" if self.peer.media == "plain" else "ICE/DTLS connection")
         if self.media_state != "connected":
             raise AssertionError("%s: media %s; events:\n%s" % (self.peer.jid, self.media_state,
                                                                  self.peer.log_text()))

@@ -6,6 +6,8 @@ DTLS). stox only translates the signalling: the Raw-UDP candidate <-> c=/m= (MED
 so the proof is on the peers: alice's RTP counters, the RMS and pitch of baresip's 440 Hz tone she decoded,
 the address it came from, and baresip's recording of alice's 660 Hz tone."""
 import asyncio
+import struct
+import wave
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -62,6 +64,26 @@ def raw_udp_address(j: ET.Element) -> tuple:
     return cands[0].get("ip"), int(cands[0].get("port"))
 
 
+def check_baresip_pitch(b: BaresipCall, hz: float):
+    """The pitch of what baresip received (its sndfile 'dec' recording): the median zero-crossing frequency of
+    the 20 ms blocks that are not silent."""
+    freqs = []
+    for path in b.recordings("dec"):
+        w = wave.open(str(path), "rb")
+        rate, data = w.getframerate(), w.readframes(w.getnframes())
+        w.close()
+        pcm = struct.unpack("<%dh" % (len(data) // 2), data[:len(data) // 2 * 2])
+        n = rate // 50
+        for i in range(0, len(pcm) - n, n):
+            blk = pcm[i:i + n]
+            if (sum(x * x for x in blk) / n) ** 0.5 / 32768 > 0.05:
+                freqs.append(sum(1 for a, c in zip(blk, blk[1:]) if (a < 0) != (c < 0)) / 2 * 50)
+    assert len(freqs) >= 50, "baresip recorded only %d blocks of audio" % len(freqs)
+    f = sorted(freqs)[len(freqs) // 2]
+    print("baresip heard %d blocks of audio, pitch %.0f Hz" % (len(freqs), f))
+    assert abs(f - hz) <= 60, "baresip hears %.0f Hz, not alice's %.0f Hz" % (f, hz)
+
+
 def check_plain_media(s: dict, far: tuple):
     """alice heard baresip's tone, sent hers, and the RTP came from the address the Jingle named."""
     check_heard(s, TONE_HZ, "alice")
@@ -90,6 +112,7 @@ def test_media_10_xmpp_plain_caller_to_plain_sip_phone(xmpp_server, stox, pam):
     run(scenario, alice(), pam)
     pam.wait_log("terminated", timeout=10)
     check_baresip_heard(pam)
+    check_baresip_pitch(pam, ALICE_HZ)
 
 
 @pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
@@ -113,3 +136,4 @@ def test_media_10_plain_sip_phone_calls_xmpp_plain_user(xmpp_server, stox, pam):
         assert await inc.wait_ended() == "success"
     run(scenario, alice(), pam)
     check_baresip_heard(pam)
+    check_baresip_pitch(pam, ALICE_HZ)
