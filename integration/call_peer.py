@@ -85,15 +85,17 @@ class BaresipCall(BaresipTls):
     ice and mediaenc dtls_srtp. By default no registration; with register=True GW_PORT is a registrar (the kit's
     Kamailio) that the account registers at and uses as outbound proxy, so several instances (give each its own
     NAME: the directory) can register one AOR, and Kamailio forks calls to them. medianat=None and mediaenc=None
-    make a plain-RTP phone (RTP/AVP, c=/m= only: the ice and dtls_srtp modules are not loaded)."""
+    make a plain-RTP phone (RTP/AVP, c=/m= only: the ice and dtls_srtp modules are not loaded). sip_trace logs
+    SIP messages."""
 
     def __init__(self, kit, user: str, sip_port: int, ctrl_port: int, gw_port: int, answermode: str = "auto",
                  name: str = "", register: bool = False, medianat: Optional[str] = "ice",
-                 mediaenc: Optional[str] = "dtls_srtp"):
+                 mediaenc: Optional[str] = "dtls_srtp", sip_trace: bool = False):
         if shutil.which("baresip") is None:
             pytest.fail("baresip is not installed: run ../shared/peers/install.sh baresip", pytrace=False)
         self.kit, self.user, self.ctrl_port = kit, user, ctrl_port
         self.register = register
+        self.extra_args = ["-s"] if sip_trace else []     # -s: baresip logs every SIP message (with its SDP)
         self.dir = kit.run / ("baresip-call-" + (name or user))
         self.rec = self.dir / "rec"
         self.rec.mkdir(parents=True, exist_ok=True)

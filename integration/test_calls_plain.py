@@ -26,7 +26,8 @@ PAM = "pam"
 def pam(stox, kit):
     """baresip pam, a plain-RTP phone: no medianat, no mediaenc, RTP/AVP PCMU (sip:pam@127.0.0.1; from XMPP:
     pam\\40plain.test@sip.localhost, routed to it)."""
-    b = BaresipCall(kit, PAM, BARESIP_PLAIN[0], BARESIP_PLAIN[1], GW_PORT, medianat=None, mediaenc=None).start()
+    b = BaresipCall(kit, PAM, BARESIP_PLAIN[0], BARESIP_PLAIN[1], GW_PORT, medianat=None, mediaenc=None,
+                    sip_trace=True).start()
     yield b
     b.stop()
 
@@ -84,6 +85,21 @@ def check_baresip_pitch(b: BaresipCall, hz: float):
     assert abs(f - hz) <= 60, "baresip hears %.0f Hz, not alice's %.0f Hz" % (f, hz)
 
 
+def check_sdp_at_baresip(b: BaresipCall, s: dict):
+    """The SDP stox sent baresip (the INVITE's offer or the 200's answer, in baresip's SIP trace) is plain
+    RTP/AVP with alice's Raw-UDP candidate as m= port and c= address, and nothing of ICE or DTLS."""
+    ip, port = s["local"].rsplit(":", 1)
+    log = b.log_text()
+    sdps = [t for t in log.split("v=0")[1:] if "m=audio %s " % port in t.split("\n\n")[0]]
+    assert sdps, "no SDP with m=audio %s in baresip's SIP trace:\n%s" % (port, log[-3000:])
+    sdp = sdps[0].split("\n\n")[0].split("\x1b")[0]
+    print("SDP stox sent to baresip:\n%s" % sdp.strip())
+    assert "m=audio %s RTP/AVP 0" % port in sdp, sdp
+    assert "c=IN IP4 %s" % ip in sdp, sdp
+    for bad in ("ice-ufrag", "a=candidate", "fingerprint", "SAVP", "a=crypto"):
+        assert bad not in sdp, "%s in the SDP stox sent: %s" % (bad, sdp)
+
+
 def check_plain_media(s: dict, far: tuple):
     """alice heard baresip's tone, sent hers, and the RTP came from the address the Jingle named."""
     check_heard(s, TONE_HZ, "alice")
@@ -108,6 +124,7 @@ def test_media_10_xmpp_plain_caller_to_plain_sip_phone(xmpp_server, stox, pam):
         print("\nalice after 2.5 s: %s" % s)
         far = raw_udp_address(jingle_in(a, "session-accept"))
         check_plain_media(s, far)
+        check_sdp_at_baresip(pam, s)
         await call.hangup("success")
     run(scenario, alice(), pam)
     pam.wait_log("terminated", timeout=10)
@@ -132,6 +149,7 @@ def test_media_10_plain_sip_phone_calls_xmpp_plain_user(xmpp_server, stox, pam):
         print("\nalice after 2.5 s: %s" % s)
         far = raw_udp_address(jingle_in(a, "session-initiate"))
         check_plain_media(s, far)
+        check_sdp_at_baresip(pam, s)
         await asyncio.to_thread(pam.ctrl, "hangup")
         assert await inc.wait_ended() == "success"
     run(scenario, alice(), pam)

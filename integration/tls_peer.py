@@ -259,7 +259,8 @@ class BaresipTls:
         # read-write: the FIFO never sees EOF while we hold it (baresip's stdio needs a FIFO)
         self.fifo_fd = os.open(fifo, os.O_RDWR)
         logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(["baresip", "-f", str(self.dir)], stdin=self.fifo_fd, stdout=logf,
+        self.proc = subprocess.Popen(["baresip", "-f", str(self.dir), *getattr(self, "extra_args", [])],
+                                     stdin=self.fifo_fd, stdout=logf,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         logf.close()
         end = time.monotonic() + 15
