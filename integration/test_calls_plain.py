@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from call_peer import TONE_HZ, BaresipCall, primary_ipv4
+from call_peer import TONE_HZ, BaresipCall, delta, primary_ipv4
 from jingle_peer import JinglePeer
 from jingle_sdp import NS_ICE, NS_JINGLE, NS_RAW_UDP, NS_RTP, q
 from test_calls import check_baresip_heard, check_heard, run
@@ -85,14 +85,19 @@ def check_baresip_pitch(b: BaresipCall, hz: float):
     assert abs(f - hz) <= 60, "baresip hears %.0f Hz, not alice's %.0f Hz" % (f, hz)
 
 
+def sdps_at_baresip(b: BaresipCall, port) -> list:
+    """The SDP bodies in baresip's SIP trace whose m=audio line has PORT, in order."""
+    bodies = [t.split("\n\n")[0].split("\x1b")[0] for t in b.log_text().split("v=0")[1:]]
+    return [t for t in bodies if "m=audio %s " % port in t]
+
+
 def check_sdp_at_baresip(b: BaresipCall, s: dict):
     """The SDP stox sent baresip (the INVITE's offer or the 200's answer, in baresip's SIP trace) is plain
     RTP/AVP with alice's Raw-UDP candidate as m= port and c= address, and nothing of ICE or DTLS."""
     ip, port = s["local"].rsplit(":", 1)
-    log = b.log_text()
-    sdps = [t for t in log.split("v=0")[1:] if "m=audio %s " % port in t.split("\n\n")[0]]
-    assert sdps, "no SDP with m=audio %s in baresip's SIP trace:\n%s" % (port, log[-3000:])
-    sdp = sdps[0].split("\n\n")[0].split("\x1b")[0]
+    sdps = sdps_at_baresip(b, port)
+    assert sdps, "no SDP with m=audio %s in baresip's SIP trace:\n%s" % (port, b.log_text()[-3000:])
+    sdp = sdps[0]
     print("SDP stox sent to baresip:\n%s" % sdp.strip())
     assert "m=audio %s RTP/AVP 0" % port in sdp, sdp
     assert "c=IN IP4 %s" % ip in sdp, sdp
@@ -155,3 +160,33 @@ def test_media_10_plain_sip_phone_calls_xmpp_plain_user(xmpp_server, stox, pam):
     run(scenario, alice(), pam)
     check_baresip_heard(pam)
     check_baresip_pitch(pam, ALICE_HZ)
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_media_15_10_plain_caller_holds_and_unholds(xmpp_server, stox, pam):
+    """alice (Raw-UDP) calls pam and holds: the re-INVITE (a=sendonly, same RTP/AVP address) makes baresip stop
+    sending while alice goes on; unhold (a=sendrecv) brings baresip's audio back to the same address."""
+    async def scenario(a):
+        call = await a.place_call(sip_jid(PAM, PLAIN_DOMAIN))
+        await call.wait_state("active")
+        await call.wait_media()
+        await asyncio.sleep(1.0)
+        await call.hold()
+        await asyncio.sleep(1.0)                          # the re-INVITE round trip and packets in flight
+        got, sent = await asyncio.gather(delta(call, "packets_received", 1.5), delta(call, "packets_sent", 1.5))
+        print("\non hold, in 1.5 s: alice got %d, sent %d" % (got, sent))
+        assert got <= 5, "baresip kept sending while held: alice got %d packets in 1.5 s" % got
+        assert sent >= 50, "the holder stopped sending too (%d packets)" % sent
+        port = (await call.media_stats())["local"].rsplit(":", 1)[1]
+        held = [x for x in sdps_at_baresip(pam, port) if "a=sendonly" in x]
+        assert held and "m=audio %s RTP/AVP 0" % port in held[0], "no sendonly re-INVITE to %s: %s" % (
+            port, sdps_at_baresip(pam, port))
+        await call.unhold()
+        await asyncio.sleep(1.0)
+        got = await delta(call, "packets_received", 1.5)
+        s = await call.media_stats()
+        print("after unhold, in 1.5 s: alice got %d; %s" % (got, s))
+        assert got >= 50, "baresip's audio did not come back after unhold (%d packets)" % got
+        assert len(s["sources"]) == 1, "RTP came from %s" % s["sources"]
+        await call.hangup("success")
+    run(scenario, alice(), pam)
