@@ -15,12 +15,14 @@
 //! 1. Set-up rate: steps of offered calls/s (hold 0), doubling; each step's calls set up per
 //!    second (first 200 to last), INVITE -> 200 latency from SIPp (whole ms), failures,
 //!    retransmissions, the gateway's CPU per call. A step holds when every call succeeded
-//!    without a retransmission at 95 % of the offered rate or more; the first failing step
-//!    ends the search. The baseline runs the same steps with SIPp's own callee
+//!    without a retransmission at 95 % of the offered rate or more, with no XMPP error and
+//!    SIPp's INVITE -> 200 p99 at 50 ms or less; after the first failing step the search
+//!    bisects twice between the highest step held and the lowest failed. The baseline runs the same steps with SIPp's own callee
 //!    (benches/calls/uas.xml) in stox's place: what the tools sustain on this machine.
 //! 2. Memory per active call: for each K, a fresh stox; K calls set up at 200/s and held;
 //!    RSS and glibc's live heap (gdb `malloc_stats()`) idle, with K calls up, after 35 s
-//!    (ezk's INVITE server transactions gone: RFC 6026 Timer L, 32 s), and after hang-up.
+//!    (ezk's INVITE server transactions gone: RFC 6026 Timer L, 32 s), after hang-up, and
+//!    35 s after hang-up (the last two read at the largest K only).
 
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports, dead_code)]
@@ -44,6 +46,9 @@ use support::xmpp::FakeServer;
 const SECRET: &str = "bench-secret";
 /// Calls/s at which the memory part sets its calls up.
 const RAMP: u64 = 200;
+/// A step holds only if SIPp's INVITE -> 200 p99 stays at or under this (a standing queue
+/// shows there before calls fail).
+const MAX_P99_MS: u32 = 50;
 
 fn env_list(name: &str, default: &str) -> Vec<u64> {
     std::env::var(name)
@@ -115,8 +120,10 @@ fn steps(
     secs: u64,
     work: &Path,
 ) -> Vec<Step> {
-    let mut out = Vec::new();
-    for &rate in rates {
+    let mut out: Vec<Step> = Vec::new();
+    let mut queue: std::collections::VecDeque<u64> = rates.iter().copied().collect();
+    let mut bisections = 0;
+    while let Some(rate) = queue.pop_front() {
         let calls = rate * secs;
         let errors0 = stats.map_or(0, |s| Stats::get(&s.errors));
         if let Some(s) = stats {
@@ -133,7 +140,8 @@ fn steps(
             && run.failed == 0
             && run.retrans == 0
             && xmpp_errors == 0
-            && run.setup_rate >= 0.95 * rate as f64;
+            && run.setup_rate >= 0.95 * rate as f64
+            && pct(&run.setup_ms, 0.99) <= MAX_P99_MS;
         let step = Step {
             rate,
             calls,
@@ -162,10 +170,31 @@ fn steps(
             step.rss_kib,
             if held { "" } else { "  (not held)" }
         );
-        let stop = !step.held;
+        let failed = !step.held;
         out.push(step);
-        if stop {
-            break;
+        if failed {
+            // bisect twice between the highest step held and the lowest that failed
+            queue.clear();
+            let lo = out.iter().filter(|s| s.held).map(|s| s.rate).max();
+            let hi = out.iter().filter(|s| !s.held).map(|s| s.rate).min();
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                if bisections < 2 && hi - lo > lo / 8 {
+                    bisections += 1;
+                    queue.push_back((lo + hi) / 2);
+                }
+            }
+        } else if bisections > 0 {
+            let lo = rate;
+            let hi = out
+                .iter()
+                .filter(|s| !s.held)
+                .map(|s| s.rate)
+                .min()
+                .unwrap_or(rate);
+            if bisections < 2 && hi - lo > lo / 8 {
+                bisections += 1;
+                queue.push_back((lo + hi) / 2);
+            }
         }
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -190,6 +219,7 @@ struct Mem {
     up: (u64, Option<u64>),
     settled: Option<(u64, Option<u64>)>,
     after: (u64, Option<u64>),
+    after_settled: Option<(u64, Option<u64>)>,
     sipp_uas_rss: (u64, u64),
 }
 
@@ -227,6 +257,10 @@ fn memory(rt: &tokio::runtime::Runtime, k: u64, settle: u64, work: &Path) -> Mem
     });
     std::thread::sleep(Duration::from_millis(500));
     let after = read();
+    let after_settled = (settle > 0).then(|| {
+        std::thread::sleep(Duration::from_secs(settle));
+        read()
+    });
     // the baseline: SIPp's callee holding the same calls
     let uas = sipp::Callee::start(work);
     let uas_pid = uas.child.id();
@@ -242,6 +276,7 @@ fn memory(rt: &tokio::runtime::Runtime, k: u64, settle: u64, work: &Path) -> Mem
         up,
         settled,
         after,
+        after_settled,
         sipp_uas_rss: (idle_uas, up_uas),
     }
 }
@@ -255,7 +290,7 @@ fn main() {
     }
     let (rates, secs, active, settle) = if full {
         (
-            env_list("STOX_BENCH_RATES", "50,100,200,400,800,1600,3200"),
+            env_list("STOX_BENCH_RATES", "100,200,400,800,1600,3200"),
             env("STOX_BENCH_STEP_SECS", 5),
             env_list("STOX_BENCH_ACTIVE", "100,500,1000"),
             env("STOX_BENCH_SETTLE_SECS", 35),
@@ -294,7 +329,7 @@ fn main() {
         let settle = if i + 1 == active.len() { settle } else { 0 };
         let m = memory(&rt, k, settle, &work);
         println!(
-            "  K={k}: {} set up; RSS {} -> {} KiB ({} B/call); live heap {} -> {}{}; after hang-up RSS {} KiB, heap {}; SIPp callee RSS {} -> {} KiB",
+            "  K={k}: {} set up; RSS {} -> {} KiB ({} B/call); live heap {} -> {}{}; after hang-up RSS {} KiB, heap {}{}; SIPp callee RSS {} -> {} KiB",
             m.set_up,
             m.idle.0,
             m.up.0,
@@ -306,6 +341,9 @@ fn main() {
                 .unwrap_or_default(),
             m.after.0,
             kib(m.after.1),
+            m.after_settled
+                .map(|s| format!(", {} s later RSS {} KiB heap {}", settle, s.0, kib(s.1)))
+                .unwrap_or_default(),
             m.sipp_uas_rss.0,
             m.sipp_uas_rss.1,
         );
@@ -374,8 +412,8 @@ fn report(stox: &[Step], base: &[Step], mems: &[Mem], idle_rss: u64, settle: u64
         knee(stox),
         knee(base)
     );
-    println!("| active calls K | set up | stox RSS idle -> K calls (bytes/call) | live heap idle -> K calls (bytes/call) | after {settle} s with the calls up: live heap (bytes/call) | after hang-up: RSS / live heap | SIPp callee RSS idle -> K calls |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| active calls K | set up | stox RSS idle -> K calls (bytes/call) | live heap idle -> K calls (bytes/call) | after {settle} s with the calls up: live heap (bytes/call) | after hang-up: RSS / live heap | {settle} s after hang-up: RSS / live heap | SIPp callee RSS idle -> K calls |");
+    println!("|---|---|---|---|---|---|---|---|");
     for m in mems {
         let heap = |h: Option<u64>| h.map_or("n/a".into(), |b| format!("{} KiB", b / 1024));
         let heap_per = |a: Option<u64>, b: Option<u64>| match (a, b) {
@@ -383,7 +421,7 @@ fn report(stox: &[Step], base: &[Step], mems: &[Mem], idle_rss: u64, settle: u64
             _ => "n/a".into(),
         };
         println!(
-            "| {} | {} | {} -> {} KiB ({}) | {} -> {} ({}) | {} | {} KiB / {} | {} -> {} KiB |",
+            "| {} | {} | {} -> {} KiB ({}) | {} -> {} ({}) | {} | {} KiB / {} | {} | {} -> {} KiB |",
             m.k,
             m.set_up,
             m.idle.0,
@@ -399,6 +437,8 @@ fn report(stox: &[Step], base: &[Step], mems: &[Mem], idle_rss: u64, settle: u64
             )),
             m.after.0,
             heap(m.after.1),
+            m.after_settled
+                .map_or("-".into(), |s| format!("{} KiB / {}", s.0, heap(s.1))),
             m.sipp_uas_rss.0,
             m.sipp_uas_rss.1,
         );
