@@ -227,7 +227,7 @@ fn per_call(a: u64, b: u64, k: u64) -> String {
     format!("{:.0}", (b as f64 - a as f64) / k.max(1) as f64)
 }
 
-fn memory(rt: &tokio::runtime::Runtime, k: u64, settle: u64, work: &Path) -> Mem {
+fn memory(rt: &tokio::runtime::Runtime, k: u64, settle: u64, spare: u64, work: &Path) -> Mem {
     let stox = start_stox(rt);
     let pid = stox.gw.child.id();
     std::thread::sleep(Duration::from_millis(500));
@@ -235,7 +235,7 @@ fn memory(rt: &tokio::runtime::Runtime, k: u64, settle: u64, work: &Path) -> Mem
     let idle = read();
     let ramp = k.div_ceil(RAMP);
     // hold: the ramp, the readings (gdb takes a second or two each), the settle time
-    let hold_ms = (ramp + 8 + settle) * 1000;
+    let hold_ms = (ramp + spare + settle) * 1000;
     let caller = sipp::Caller::start(stox.gw.sip, k, RAMP, hold_ms, k + 10, work);
     let t = Instant::now();
     wait_until(
@@ -327,7 +327,7 @@ fn main() {
     let mut mems = Vec::new();
     for (i, &k) in active.iter().enumerate() {
         let settle = if i + 1 == active.len() { settle } else { 0 };
-        let m = memory(&rt, k, settle, &work);
+        let m = memory(&rt, k, settle, if full { 8 } else { 2 }, &work);
         println!(
             "  K={k}: {} set up; RSS {} -> {} KiB ({} B/call); live heap {} -> {}{}; after hang-up RSS {} KiB, heap {}{}; SIPp callee RSS {} -> {} KiB",
             m.set_up,
@@ -352,6 +352,14 @@ fn main() {
     let _ = std::fs::remove_dir_all(&work);
 
     report(&via_stox, &baseline, &mems, idle_rss, settle);
+    if !full {
+        // the smoke run of `cargo test --all-targets`: the call path through stox works
+        assert!(via_stox.iter().all(|s| s.held), "calls through stox failed");
+        assert!(
+            mems.iter().all(|m| m.set_up == m.k),
+            "held calls not all set up"
+        );
+    }
 }
 
 fn knee(s: &[Step]) -> String {
