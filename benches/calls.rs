@@ -25,7 +25,7 @@
 //!    35 s after hang-up (the last two read at the largest K only).
 
 #[path = "../tests/support/mod.rs"]
-#[allow(unused_imports, dead_code)]
+#[allow(unused_imports)]
 mod support;
 
 mod common;

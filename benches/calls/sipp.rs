@@ -88,7 +88,7 @@ impl Caller {
         if let Ok(stat) = std::fs::read_to_string(self.dir.join("stat.csv")) {
             let mut lines = stat.lines().filter(|l| !l.trim().is_empty());
             let head: Vec<&str> = lines.next().unwrap_or("").split(';').collect();
-            let last: Vec<&str> = lines.last().unwrap_or("").split(';').collect();
+            let last: Vec<&str> = lines.next_back().unwrap_or("").split(';').collect();
             let col = |name: &str| -> u64 {
                 head.iter()
                     .position(|h| *h == name)
