@@ -354,7 +354,15 @@ fn main() {
     report(&via_stox, &baseline, &mems, idle_rss, settle);
     if !full {
         // the smoke run of `cargo test --all-targets`: the call path through stox works
-        assert!(via_stox.iter().all(|s| s.held), "calls through stox failed");
+        // Every call must succeed; latency is not judged here (a loaded CI machine may stall a
+        // few ms: that is for the benchmark to report, not for a test to fail on).
+        assert!(
+            via_stox.iter().all(|s| s.run.exit_ok
+                && s.run.ok == s.calls
+                && s.run.failed == 0
+                && s.xmpp_errors == 0),
+            "calls through stox failed"
+        );
         assert!(
             mems.iter().all(|m| m.set_up == m.k),
             "held calls not all set up"
