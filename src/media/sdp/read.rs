@@ -233,7 +233,9 @@ fn read_content(
     let mut source_groups = Vec::new();
     for v in media_attrs(m, "ssrc-group").take(limits::ITEMS) {
         let mut it = v.split_whitespace();
-        let semantics = bounded(it.next().unwrap_or(""), "ssrc-group")?;
+        // RFC 5576 §4.2: the semantics is a token; a line without one is skipped (F19).
+        let Some(semantics) = it.next() else { continue };
+        let semantics = bounded(semantics, "ssrc-group")?;
         let ssrcs = it
             .take(limits::ITEMS)
             .map(|x| x.parse().map_err(|_| malformed("ssrc-group", v)))

@@ -207,6 +207,13 @@ fn f17_sdp_names_that_are_not_tokens() {
     let text = format!("{head}a=ssrc:7 cname:x\r\na=ssrc:8 311 msid:s0\r\na=ssrc:9\r\n");
     let d = read_sdp(text.as_bytes(), Role::Initiator, Kind::Offer).description;
     assert_eq!(d.contents[0].sources.len(), 1);
+    let text = format!("{head}a=ssrc-group:\r\na=ssrc-group:FID 1 2\r\n");
+    let d = read_sdp(text.as_bytes(), Role::Initiator, Kind::Offer).description;
+    assert_eq!(
+        d.contents[0].source_groups.len(),
+        1,
+        "F19: an ssrc-group without semantics is skipped"
+    );
     let text = format!("{head}a=mid:a b\r\n");
     assert!(matches!(
         sdp_error(text.as_bytes()),
