@@ -403,13 +403,15 @@ async fn gen_5_request_for_a_sip_user_is_not_gatewayed_back() {
 /// 488 Not Acceptable Here (RFC 3261 §21.4.26), not 405: INVITE itself is supported now
 /// (RFC 7573 chat sessions), and Allow says so.
 #[tokio::test]
-async fn rfc3261_invite_without_msrp_gets_488() {
+async fn rfc3261_invite_without_msrp_or_rtp_gets_488() {
     let h = Harness::start(support::Opts {
         chat_mode: "auto",
         ..opts()
     })
     .await;
-    let sdp = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
+    // An audio or video offer is a call (media::call); a data channel is neither a call nor
+    // an MSRP session.
+    let sdp = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
     let headers = [
         ("Contact", "<sip:romeo@127.0.0.1>"),
         ("Content-Type", "application/sdp"),
