@@ -91,6 +91,16 @@ impl Router {
         (bare(from).to_owned(), sid.to_owned())
     }
 
+    /// The `from` of our answer to `stanza`: its `to` when that is a JID, else the component
+    /// (an empty or invalid `from` would make the server drop the link).
+    fn call_from_attr(&self, stanza: &Element) -> String {
+        stanza
+            .attr("to")
+            .filter(|t| Jid::new(t).is_ok())
+            .unwrap_or(self.cfg.map.component())
+            .to_owned()
+    }
+
     /// A stanza that belongs to calls; `true` when it was taken.
     pub(super) async fn call_stanza(&mut self, el: &Element) -> bool {
         match el.name() {
@@ -119,12 +129,14 @@ impl Router {
                     return false;
                 };
                 let ok = el.attr("type") == Some("result");
-                let _ = tx
-                    .send(Input::IqResponse {
-                        id: id.to_owned(),
-                        ok,
-                    })
-                    .await;
+                let input = Input::IqResponse {
+                    id: id.to_owned(),
+                    ok,
+                };
+                // Never wait on a call's queue: one stuck call must not hold up the router.
+                if tx.try_send(input).is_err() {
+                    debug!(%from, "call busy or gone: IQ response dropped");
+                }
                 true
             }
             Some("set") => {
@@ -139,16 +151,29 @@ impl Router {
                         from: from.to_owned(),
                         jingle: j.clone(),
                     };
-                    if tx.send(input).await.is_ok() {
-                        return true;
+                    match tx.try_send(input) {
+                        Ok(()) => return true,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            // The call's queue is full (a flood, or the task waits for an ACK):
+                            // the sender may retry; the router goes on.
+                            let err = XmppError::new(DefinedCondition::ResourceConstraint);
+                            let from_us = self.call_from_attr(el);
+                            let _ = self
+                                .xmpp
+                                .send(stanza::iq_error(&from_us, from, id, err, None))
+                                .await;
+                            return true;
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            self.calls.tasks.remove(&key);
+                        }
                     }
-                    self.calls.tasks.remove(&key);
                 }
                 if j.attr("action") == Some("session-initiate") {
                     self.call_from_xmpp(el, j.clone(), key).await;
                 } else {
                     let err = stanza::iq_error(
-                        el.attr("to").unwrap_or(""),
+                        &self.call_from_attr(el),
                         from,
                         id,
                         XmppError::new(DefinedCondition::ItemNotFound),
@@ -197,7 +222,13 @@ impl Router {
                 debug!(%from, %to, "session-initiate refused");
                 let _ = self
                     .xmpp
-                    .send(stanza::iq_error(to, from, id, e, None))
+                    .send(stanza::iq_error(
+                        &self.call_from_attr(iq),
+                        from,
+                        id,
+                        e,
+                        None,
+                    ))
                     .await;
                 return;
             }
@@ -248,12 +279,13 @@ impl Router {
             "proceed" | "reject" => {
                 let key = Self::call_key(from, id);
                 if let Some(tx) = self.calls.tasks.get(&key) {
-                    let _ = tx
-                        .send(Input::Jmi {
-                            from: from.to_owned(),
-                            el: jmi.clone(),
-                        })
-                        .await;
+                    let input = Input::Jmi {
+                        from: from.to_owned(),
+                        el: jmi.clone(),
+                    };
+                    if tx.try_send(input).is_err() {
+                        debug!(%from, "call busy or gone: JMI message dropped");
+                    }
                 }
             }
             _ => {}
