@@ -128,14 +128,16 @@ def _sip_bytes(first: str, lines: list[str], body: bytes = b"", ctype: Optional[
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def build_sdp(port: int, path: list[str], accept_types: str, max_size=None, setup=None, host="127.0.0.1") -> str:
+def build_sdp(port: int, path: list[str], accept_types: str, max_size=None, setup=None, host="127.0.0.1",
+              extra=()) -> str:
     """RFC 4975 §8.1/§8.2: c= and the m= port are those of our own URI (the last one of the path); an msrps: URI
-    means TCP/TLS/MSRP (§8.1, §14)."""
+    means TCP/TLS/MSRP (§8.1, §14).  extra: more media-level lines, e.g. "a=chatroom:nickname" (RFC 7701 §8)."""
     v = int(time.time())
     proto = "TCP/TLS/MSRP" if path[-1].lower().startswith("msrps:") else "TCP/MSRP"
     lines = ["v=0", "o=- %d %d IN IP4 %s" % (v, v, host), "s=-", "c=IN IP4 " + host, "t=0 0",
              "m=message %d %s *" % (port, proto), "a=accept-types:" + accept_types, "a=path:" + " ".join(path)]
     lines += (["a=max-size:%d" % max_size] if max_size is not None else []) + (["a=setup:" + setup] if setup else [])
+    lines += list(extra)
     return "\r\n".join(lines) + "\r\n"
 
 
@@ -330,6 +332,8 @@ class Session:
         self.route_set: list[str] = []
         self.peer_addr: Optional[tuple] = None
         self.local_seq, self.remote_seq, self.ack = 1, None, None
+        self.contact: Optional[str] = None                  # Contact for our in-dialog requests (None: ua.contact)
+        self.invite_response: Optional[dict] = None         # the 2xx to our INVITE (uac role)
         self._partial: dict[str, dict] = {}
 
     def __repr__(self):
@@ -416,6 +420,8 @@ class MsrpUa:
     a TCP/MSRP offer gets 488.
     Knobs: answer_mode ('accept' or an int SIP code), bodiless_first, accept_types, max_size (a=max-size of our
     answers and 413 limit), setup_answer (a=setup we pick for an actpass offer), relay_to_path ('remote'|'use-path')."""
+
+    TRACKED_METHODS = ("SEND",)   # MSRP requests whose responses go to session.responses (msrp_room adds NICKNAME)
 
     def __init__(self, sip_port: int = 0, msrp_port: int = 0, user: str = "romeo", host: str = "127.0.0.1",
                  relay: Optional[tuple[str, int]] = None, tls: Optional[dict] = None):
@@ -555,16 +561,19 @@ class MsrpUa:
                     r[3] = min(r[3] * 2, T2)
                     r[2] = now + r[3]
 
-    def _build_request(self, method, ruri, from_hdr, to_hdr, call_id, cseq, extra=(), body=b"", ctype=None, branch=None):
+    def _build_request(self, method, ruri, from_hdr, to_hdr, call_id, cseq, extra=(), body=b"", ctype=None, branch=None,
+                       contact=None):
         branch = branch or "z9hG4bK" + secrets.token_hex(8)
         lines = ["Via: SIP/2.0/UDP %s:%d;branch=%s;rport" % (self.host, self.sip_port, branch), "Max-Forwards: 70",
                  "From: " + from_hdr, "To: " + to_hdr, "Call-ID: " + call_id, "CSeq: %d %s" % (cseq, method),
-                 "Contact: " + self.contact, "User-Agent: stox-msrp_ua.py", *extra]
+                 "Contact: " + (contact or self.contact), "User-Agent: stox-msrp_ua.py", *extra]
         return _sip_bytes("%s %s SIP/2.0" % (method, ruri), lines, body, ctype), branch
 
-    def _request(self, method, ruri, addr, from_hdr, to_hdr, call_id, cseq, extra=(), body=b"", ctype=None) -> dict:
+    def _request(self, method, ruri, addr, from_hdr, to_hdr, call_id, cseq, extra=(), body=b"", ctype=None,
+                 contact=None) -> dict:
         """Start a client transaction (retransmitted by _timers until a response); returns its state dict."""
-        data, branch = self._build_request(method, ruri, from_hdr, to_hdr, call_id, cseq, extra, body, ctype)
+        data, branch = self._build_request(method, ruri, from_hdr, to_hdr, call_id, cseq, extra, body, ctype,
+                                           contact=contact)
         now = time.monotonic()
         tx = {"method": method, "data": data, "addr": addr, "interval": T1, "next": now + T1, "deadline": now + TIMER_B,
               "final": None, "provisional": False, "ruri": ruri, "from": from_hdr, "call_id": call_id, "cseq": cseq,
@@ -587,9 +596,11 @@ class MsrpUa:
         the address the dialog was set up with (the gateway's static route)."""
         return _explicit_hostport(_uri_of(s.route_set[0]) if s.route_set else s.remote_target) or s.peer_addr
 
-    def _dialog_request(self, s: Session, method: str) -> dict:
+    def _dialog_request(self, s: Session, method: str, extra=(), body=b"", ctype=None) -> dict:
+        """A request in s's dialog with CSeq s.local_seq (the caller increments it); extra: more header lines."""
         return self._request(method, s.remote_target, self._dialog_dest(s), s.local_from, s.remote_to, s.call_id,
-                             s.local_seq, ["Route: " + r for r in s.route_set])
+                             s.local_seq, ["Route: " + r for r in s.route_set] + list(extra), body, ctype,
+                             contact=s.contact)
 
     def _reply(self, req: dict, code: int, reason=None, to_tag=None, extra=(), body=b"", ctype=None) -> bytes:
         """Response to the request's source address (RFC 3581 rport behaviour); remembered for retransmissions."""
@@ -656,7 +667,9 @@ class MsrpUa:
                 s.bye_received = s.closed = method == "BYE"
                 if method == "MESSAGE":
                     self.messages.append(msg)
-                if method == "INVITE":                        # re-INVITE: unchanged SDP, same o= (RFC 4975 §8.4)
+                if self._dialog_hook(s, msg):                 # a subclass (msrp_room.py) answered it itself
+                    pass
+                elif method == "INVITE":                      # re-INVITE: unchanged SDP, same o= (RFC 4975 §8.4)
                     self._reply(msg, 200, extra=["Contact: " + self.contact], ctype="application/sdp",
                                 body=(s.sdp_answer if s.role == "uas" else s.sdp_offer).encode())
                 else:
@@ -671,6 +684,22 @@ class MsrpUa:
             self._reply(msg, 200 if s and method == "CANCEL" else 481)
         else:
             self._reply(msg, 405, extra=[ALLOW])
+
+    # Hooks for subclasses (msrp_room.py: conference participant and focus).  The defaults keep the 1:1 behaviour.
+    def _dialog_hook(self, s: Session, msg: dict) -> bool:
+        """An in-dialog request other than ACK, under the lock.  True = the subclass replied to it itself."""
+        return False
+
+    def _on_other_request(self, s: Session, f: "Frame", respond) -> None:
+        """An MSRP request that is neither SEND nor REPORT (e.g. RFC 7701 NICKNAME), under the lock."""
+        respond(501, "Not Implemented")
+
+    def _send_verdict(self, s: Session, f: "Frame", start: int, body: bytes) -> Optional[tuple]:
+        """Before a SEND chunk is accepted: None, or (code, comment) to answer it with and drop the chunk."""
+        return None
+
+    def _on_message_complete(self, s: Session, msg: dict, out: list) -> None:
+        """A reassembled message was appended to s.messages (under the lock); network sends go into out."""
 
     def _on_invite(self, msg: dict):
         """UAS side of a new INVITE (the far side offers): 100, then answer_mode's code or 200 + SDP answer."""
@@ -729,15 +758,17 @@ class MsrpUa:
 
     def invite(self, target: str, via_host_port: tuple, from_uri: Optional[str] = None,
                accept_types: str = DEFAULT_ACCEPT, max_size: Optional[int] = None, setup: Optional[str] = None,
-               timeout: float = TIMER_B + 1) -> Session:
+               timeout: float = TIMER_B + 1, sdp_extra=()) -> Session:
         """UAC: INVITE with an SDP offer, wait for the final response, ACK a 2xx; then as the active endpoint connect
-        to the answer's first path URI and send a bodiless SEND (RFC 4975 §5.4).  SipError on a non-2xx."""
+        to the answer's first path URI and send a bodiless SEND (RFC 4975 §5.4).  SipError on a non-2xx.
+        sdp_extra: more media-level SDP lines (e.g. RFC 7701 a=chatroom)."""
         s = Session(self, "uac", uuid.uuid4().hex)
         s.local_accept, s.max_size, s.peer_addr = accept_types.split(), max_size, via_host_port
         s.local_from = "<%s>;tag=%s" % (from_uri or self.aor, s.local_tag)
         s.remote_to, s.remote_target = "<%s>" % target, target
         s.use_path = self._relay_auth(s.local_uri) if self.relay else []
-        s.sdp_offer = build_sdp(self.msrp_port, s.use_path[::-1] + [s.local_uri], accept_types, max_size, setup, self.host)
+        s.sdp_offer = build_sdp(self.msrp_port, s.use_path[::-1] + [s.local_uri], accept_types, max_size, setup, self.host,
+                                sdp_extra)
         with self.lock:
             self.sessions[s.call_id] = self._by_sid[s.local_sid] = s
         tx = self._request("INVITE", target, via_host_port, s.local_from, s.remote_to, s.call_id, 1,
@@ -750,7 +781,7 @@ class MsrpUa:
             if not 200 <= r["code"] < 300:
                 del self.sessions[s.call_id], self._by_sid[s.local_sid]
                 raise SipError(r["code"], r.get("reason", ""), r)
-            h = r["headers"]
+            h, s.invite_response = r["headers"], r
             s.remote_tag, s.remote_to = _tag_of(h.get("to", "")), h.get("to", "")
             s.remote_target = _uri_of(h.get("contact", "")) or target
             if "contact" not in h:
@@ -870,7 +901,7 @@ class MsrpUa:
                            body, ctype, flag)
         conn = self._conn_for(s, to_path)
         with self.lock:
-            if method == "SEND":
+            if method in self.TRACKED_METHODS:
                 self._mtx[tid] = {"session": s, "message_id": message_id, "from": s.local_uri, "fr": failure_report}
             self._trace("msrp-tx", data)
         conn.send(data)
@@ -971,7 +1002,7 @@ class MsrpUa:
                 elif f.method == "REPORT":
                     self._on_report(s, f, what)
                 else:
-                    respond(501, "Not Implemented")
+                    self._on_other_request(s, f, respond)
             return out
 
     def _check_paths(self, s: Session, c: Conn, f: Frame, to: list, frm: list, what: str):
@@ -1019,6 +1050,9 @@ class MsrpUa:
         if not type_ok(ctype, s.local_accept):
             self._violation("%s: Content-Type %s not in our accept-types (§8.6)" % (what, ctype))
             return respond(415, "Unsupported Media Type")
+        if verdict := self._send_verdict(s, f, start, body):
+            s._partial.pop(mid, None)
+            return respond(*verdict)
         if s.max_size is not None and max(total or 0, start - 1 + n) > s.max_size:
             s._partial.pop(mid, None)                      # RFC 7573 §8 (CHAT-22): 413 and drop the message
             s.rejected.append(mid)
@@ -1054,6 +1088,7 @@ class MsrpUa:
         except ValueError as e:                             # UnicodeDecodeError is a ValueError
             self._violation("%s: %s body: %s" % (what, base, e))
         s.messages.append(msg)
+        self._on_message_complete(s, msg, out)
         if p["sr"] and s.auto_report:                       # one success report for the whole message (§7.1.3)
             out.append(lambda: s.send_report(mid, len(msg["body"])))
 
