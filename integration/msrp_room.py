@@ -667,6 +667,9 @@ class TestFocus(MsrpUa):
         self.notes: list[str] = []
         self.log: list[dict] = []                     # {room, kind room|private|rejected, from, to, code, body}
         self.refers: list[dict] = []                  # REFER requests (RFC 7702 §5.7): {room, refer_to}
+        # Deliberate RFC faults, to test a participant's checks: "no-isfocus" (Contact), "echo" (room messages also
+        # go back to the sender), "version-skip" (partial NOTIFY versions +2), "no-namespace" (conference-info).
+        self.faults: set[str] = set()
         self._media_ids = iter(range(1000, 10 ** 9))
 
     def room_uri(self, room: str) -> str:
@@ -722,7 +725,8 @@ class TestFocus(MsrpUa):
         s.remote_path, s.remote_accept_types = offer["path"], offer["accept_types"]
         setup = offer["setup"] and {"passive": "active", "actpass": self.setup_answer}.get(offer["setup"], "passive")
         s.active = setup == "active"
-        s.contact = "<sip:%s@%s:%d>;isfocus" % (room, self.host, self.sip_port)
+        isfocus = "" if "no-isfocus" in self.faults else ";isfocus"
+        s.contact = "<sip:%s@%s:%d>%s" % (room, self.host, self.sip_port, isfocus)
         cfg = self.rooms[room]
         tokens = ["nickname"] * cfg["nicknames"] + ["private-messages"] * cfg["private_messages"]
         s.sdp_answer = build_sdp(self.msrp_port, [s.local_uri], "message/cpim", None, setup, self.host,
@@ -758,6 +762,8 @@ class TestFocus(MsrpUa):
         """NOTIFY in p's INVITE dialog (RFC 6665 §4.2.2); the caller has set p.version and holds the lock."""
         s = p.session
         s.local_seq += 1
+        if "no-namespace" in self.faults:
+            body = body.replace(b' xmlns="%s"' % NS_CONF.encode(), b"")
         state = ("terminated;reason=" + terminated if terminated else
                  "active;expires=%d" % max(0, int(p.sub_deadline - time.monotonic())))
         self._dialog_request(s, "NOTIFY", ["Event: conference", "Subscription-State: " + state], body, CONF_TYPE)
@@ -767,7 +773,7 @@ class TestFocus(MsrpUa):
         for q in list(self.rooms[room]["participants"].values()):
             if q is exclude or not q.subscribed or q.session.closed:
                 continue
-            q.version += 1
+            q.version += 2 if "version-skip" in self.faults else 1
             self._notify(q, conference_info_xml(self.room_uri(room), q.version, "partial", users, subject))
 
     def _dialog_hook(self, s: Session, msg: dict) -> bool:
@@ -874,7 +880,7 @@ class TestFocus(MsrpUa):
         a = parse_name_addr(to_value)
         key = uri_key(a["uri"], a["params"])
         if key in (uri_key(self.room_uri(p.room)), uri_key(p.ruri)):
-            return "room", [q for q in room["participants"].values() if q is not p]
+            return "room", [q for q in room["participants"].values() if q is not p or "echo" in self.faults]
         if not room["private_messages"]:
             return 403, "Forbidden (no private messages in this room)"
         targets = [q for q in room["participants"].values() if key in (uri_key(q.entity), uri_key(q.aor))]
@@ -992,6 +998,56 @@ def _unit_checks(check):
           "unit: URI comparison (port/transport ignored, gr kept)")
 
 
+def _other_modes(check, uas):
+    """A focus with entity_mode 'aor' + from_mode 'as-sent', then one with faults the participants must report."""
+    a_ua, b_ua, c_ua = uas
+    focus = TestFocus(entity_mode="aor", from_mode="as-sent").start()
+    try:
+        via, room = ("127.0.0.1", focus.sip_port), focus.room_uri("room")
+        a = a_ua.join(room, via, "sip:alice@a.example", nickname="Alice")
+        b = b_ua.join(room, via, "sip:bob@b.example", nickname="Bob")
+        a.wait_roster(lambda r: sorted(r) == ["sip:alice@a.example", "sip:bob@b.example"])
+        check(b.entity_for("Alice") == "sip:alice@a.example", "entity_mode aor: <user entity> is the participant's URI")
+        check(b.set_nickname("Robert") == 200, "nick change in aor mode: 200")
+        a.wait_roster(lambda r: r["sip:bob@b.example"]["nick"] == "Robert")
+        check(True, "aor mode: the same entity, new display-text")
+        a.send_room("as sent")
+        m = b.wait_message()
+        check(m["from"] == "sip:alice@a.example" and m["nick"] == "Alice" and m["text"] == "as sent",
+              "from_mode as-sent: CPIM From unchanged, nick found through the roster")
+        a.send_private("Robert", "direct")
+        m = b.wait_message()
+        check(m["private"] and m["to"] == "sip:bob@b.example", "as-sent private message: To = recipient's URI")
+        a.leave(), b.leave()
+    finally:
+        focus.stop()
+    bad = TestFocus().start()
+    bad.faults = {"no-isfocus", "echo", "version-skip"}
+    try:
+        via, room = ("127.0.0.1", bad.sip_port), bad.room_uri("room")
+        a = a_ua.join(room, via, "sip:alice@a.example", nickname="Alice")
+        b = b_ua.join(room, via, "sip:bob@b.example", nickname="Bob")
+        a.send_room("boomerang")
+        b.wait_message(), a.wait_message()
+        bad.faults = {"no-namespace"}
+        b.set_nickname("Bobby")
+        time.sleep(0.3)
+        with a_ua.lock:
+            found = " | ".join(a_ua.violations)
+        for what, text in (("missing isfocus", "without ;isfocus"), ("echo", "own message came back"),
+                           ("version skip", "version jumps"), ("no namespace", "not {urn:ietf:params:xml:ns:")):
+            check(text in found, "a faulty focus is reported: " + what)
+        check(len([n for n in a.notifies if n["state"] == "full"]) >= 2,
+              "each version gap led to a refresh SUBSCRIBE and a full NOTIFY")
+        a.leave(), b.leave()
+        time.sleep(0.3)
+        for ua in (a_ua, b_ua):                       # the faults also broke the later NOTIFYs: all seen, expected
+            with ua.lock:
+                ua.violations.clear()
+    finally:
+        bad.stop()
+
+
 def selftest() -> int:
     """Three RoomUa participants against a TestFocus on free ports; prints SELFTEST OK and returns the exit code."""
     focus = TestFocus(rooms={"room": {"subject": "Today in Verona"}, "quiet": {"private_messages": False}}).start()
@@ -1064,6 +1120,7 @@ def selftest() -> int:
         check(q.chatroom_tokens == ["nickname"], "room without private messages: a=chatroom:nickname")
         check(q2.wait_response(q2.send_private("Carol", "hi")) == 403, "private message there -> 403")
         check(b.leave() == 200 and q.leave() == 200 and q2.leave() == 200, "everyone left")
+        _other_modes(check, uas)
         time.sleep(0.3)
         for ua in uas:
             check(ua.violations == [], "%s: no violations" % ua.user)
