@@ -339,6 +339,7 @@ class RoomSession:
         self.accept_wrapped = accept_wrapped.split()
         self.state = ConferenceState()
         self.notifies: list[dict] = []        # {version, state, subscription_state, headers, body, doc}
+        self.refer_notifies: list[dict] = []  # NOTIFY Event: refer after refer() (RFC 3515): {headers, body}
         self.messages: list[dict] = []        # unwrapped CPIM messages (see _unwrap)
         self.nickname: Optional[str] = None   # the last one the switch accepted with 200
         self.nickname_results: list[tuple] = []
@@ -412,6 +413,16 @@ class RoomSession:
                     self.ua._violation("SUBSCRIBE: 2xx Expires %r longer than the %d asked (RFC 6665 §4.2.1.1)"
                                        % (exp, expires))
         return r["code"]
+
+    def refer(self, target: str, timeout: float = TIMER_B + 1) -> int:
+        """Invite someone (RFC 7702 §6.5, MUC-27): REFER in the INVITE dialog with Refer-To: <target>; returns the
+        final code.  The progress NOTIFYs (Event: refer) land in refer_notifies."""
+        s = self.session
+        with self.ua.lock:
+            s.local_seq += 1
+            tx = self.ua._dialog_request(s, "REFER", ["Refer-To: <%s>" % target, "Accept: message/sipfrag",
+                                                      "Supported: replaces"])
+        return self.ua._wait(lambda: tx["final"], timeout, "REFER response")["code"]
 
     def leave(self, timeout: float = TIMER_B + 1) -> int:
         """BYE to the focus (RFC 7702 §6.6); returns the final response code."""
@@ -609,7 +620,13 @@ class RoomUa(MsrpUa):
         rs = self.rooms.get(s.call_id)
         if rs is None or msg["method"] != "NOTIFY":
             return False
-        rs._on_notify(msg)
+        event = (msg["headers"].get("event") or "").split(";")[0].strip().lower()
+        if event == "refer":                          # the implicit subscription of our REFER (RFC 3515 §2.4.4)
+            rs.refer_notifies.append({"headers": msg["headers"], "body": msg["body"]})
+            if not msg["headers"].get("subscription-state"):
+                self._violation("NOTIFY (refer) without Subscription-State (RFC 6665 §4.2.2)")
+        else:
+            rs._on_notify(msg)
         self._reply(msg, 200)
         return True
 
@@ -1119,6 +1136,9 @@ def selftest() -> int:
         q2 = a_ua.join(focus.room_uri("quiet"), via, "sip:alice@a.example", nickname="Alice")
         check(q.chatroom_tokens == ["nickname"], "room without private messages: a=chatroom:nickname")
         check(q2.wait_response(q2.send_private("Carol", "hi")) == 403, "private message there -> 403")
+        check(b.refer("sip:benvolio@example.com") == 202 and focus.refers[-1]["refer_to"] == "sip:benvolio@example.com"
+              and b.ua._wait(lambda: b.refer_notifies, 5, "refer NOTIFY")[0]["body"].startswith(b"SIP/2.0 100"),
+              "REFER -> 202, NOTIFY Event: refer with SIP/2.0 100 Trying")
         check(b.leave() == 200 and q.leave() == 200 and q2.leave() == 200, "everyone left")
         _other_modes(check, uas)
         time.sleep(0.3)
