@@ -26,17 +26,56 @@ use tokio::sync::mpsc;
 use tracing::{debug, trace};
 
 /// An in-dialog request that reached our usage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InDialog {
     /// The ACK of our 2xx.
     Ack,
     /// The peer ended the session (already answered 200).
     Bye,
+    /// A SUBSCRIBE for the conference event package in this dialog (RFC 7702 §6.1, MUC-20),
+    /// already answered 200 with this expiry in seconds (0: the subscription ends).
+    Subscribe(u32),
+    /// A REFER in a chat room's dialog (RFC 7702 §6.5, MUC-27), already answered 200: the
+    /// `Refer-To` URI, whom the user invites into the room.
+    Refer(String),
 }
 
 /// Our dialog usage: answers BYE, refuses re-INVITE and forwards what the session needs.
 struct ChatUsage {
     events: mpsc::Sender<InDialog>,
+    /// A chat room's dialog: the conference event package is served in it (MUC-20).
+    conference: bool,
+}
+
+/// Longest conference subscription granted (RFC 6665 §4.2.1.1: the notifier may shorten
+/// what the subscriber asks for); without `Expires`, RFC 4575 §3.6 suggests one hour.
+const CONFERENCE_EXPIRES: u32 = 3600;
+
+/// The answer to an in-dialog SUBSCRIBE: the response code and the granted expiry. Only the
+/// conference package of a chat room's dialog is served; any other package is 489.
+fn subscribe_answer(conference: bool, req: &IncomingRequest) -> (u16, Option<u32>) {
+    let event = req
+        .headers
+        .get_named::<ezk_sip_types::header::typed::Event>()
+        .ok()
+        .map(|e| e.0.to_string());
+    let is_conference = event.as_deref().is_some_and(|e| {
+        e.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("conference")
+    });
+    if !conference || !is_conference {
+        return (489, None);
+    }
+    let asked = req
+        .headers
+        .get_named::<ezk_sip_types::header::typed::Expires>()
+        .ok()
+        .map(|e| e.0);
+    let granted = asked.map_or(CONFERENCE_EXPIRES, |a| a.min(CONFERENCE_EXPIRES));
+    (200, Some(granted))
 }
 
 #[async_trait::async_trait]
@@ -52,8 +91,18 @@ impl Usage for ChatUsage {
             let _ = self.events.try_send(InDialog::Ack);
             return;
         }
+        let mut expires = None;
         let (code, event) = if method == Method::BYE {
             (200, Some(InDialog::Bye))
+        } else if method == Method::REFER && self.conference {
+            match request.headers.get_raw(&Name::REFER_TO).next() {
+                Some(to) => (200, Some(InDialog::Refer(to.to_string()))),
+                None => (400, None),
+            }
+        } else if method == Method::SUBSCRIBE {
+            let (code, granted) = subscribe_answer(self.conference, &request);
+            expires = granted;
+            (code, granted.map(InDialog::Subscribe))
         } else if method == Method::INVITE || method == Method::UPDATE {
             // A session change (e.g. a new a=path) is not supported: the session stays as
             // it is (RFC 3261 §14.2: 488 leaves it unchanged).
@@ -64,7 +113,13 @@ impl Usage for ChatUsage {
             (405, None)
         };
         let mut req = request.take();
-        let resp = endpoint.create_response(&req, StatusCode::from(code), None);
+        let mut resp = endpoint.create_response(&req, StatusCode::from(code), None);
+        if let Some(e) = expires {
+            resp.msg.headers.insert(Name::EXPIRES, e.to_string());
+        }
+        if code == 489 {
+            resp.msg.headers.insert(Name::ALLOW_EVENTS, "conference");
+        }
         let result = if method == Method::INVITE {
             endpoint
                 .create_server_inv_tsx(&mut req)
@@ -103,8 +158,15 @@ impl std::fmt::Debug for Established {
 
 impl Established {
     fn new(dialog: Dialog, remote_sdp: Bytes) -> Established {
+        Established::with_usage(dialog, remote_sdp, false)
+    }
+
+    fn with_usage(dialog: Dialog, remote_sdp: Bytes, conference: bool) -> Established {
         let (tx, events) = mpsc::channel(8);
-        let usage = dialog.register_usage(ChatUsage { events: tx });
+        let usage = dialog.register_usage(ChatUsage {
+            events: tx,
+            conference,
+        });
         let call_id = dialog.call_id.0.to_string();
         Established {
             dialog,
@@ -140,6 +202,58 @@ impl Established {
                 }
             }
             Err(e) => debug!(error = ?e, "BYE not sent"),
+        }
+    }
+}
+
+impl Established {
+    /// Send a NOTIFY of the conference event package in this dialog (RFC 4575, MUC-22):
+    /// `state` is the `Subscription-State` value. The final response is awaited by a task of
+    /// its own, so a subscriber that never answers does not hold up the room; the next
+    /// document goes out after this one on the same transport, in CSeq order.
+    pub async fn notify_conference(&self, state: &str, body: Vec<u8>) {
+        self.notify("conference", state, "application/conference-info+xml", body)
+            .await;
+    }
+
+    /// A NOTIFY of package `event` in this dialog, as [`Established::notify_conference`].
+    pub async fn notify(
+        &self,
+        event: &'static str,
+        state: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) {
+        let mut request = self.dialog.create_request(Method::NOTIFY, None);
+        request.headers.insert(Name::EVENT, event);
+        request
+            .headers
+            .insert(Name::SUBSCRIPTION_STATE, state.to_owned());
+        if !body.is_empty() {
+            request
+                .headers
+                .insert_named(&ContentType(BytesStr::from_static(content_type)));
+            request.body = body.into();
+        }
+        let mut target = self.dialog.target_tp_info.lock().await;
+        trace!(target: "wire::sip", call_id = %self.call_id, event, state, "-> NOTIFY");
+        match self
+            .dialog
+            .endpoint
+            .send_request(request, &mut target)
+            .await
+        {
+            Ok(mut tsx) => {
+                tokio::spawn(async move {
+                    let r = tsx.receive_final().await;
+                    crate::ops::metrics::get().sip(
+                        crate::ops::metrics::Dir::Out,
+                        "NOTIFY",
+                        r.as_ref().map_or(0, |r| r.line.code.into_u16()),
+                    );
+                });
+            }
+            Err(e) => debug!(error = ?e, "NOTIFY not sent"),
         }
     }
 }
@@ -312,18 +426,30 @@ impl PendingInvite {
     /// Answer 200 with our SDP, creating the dialog. The 2xx is retransmitted until the ACK
     /// arrives (RFC 3261 §13.3.1.4) by a task of its own.
     pub async fn accept(self, contact: &str, sdp: Vec<u8>) -> Result<Established, String> {
+        self.answer(contact, sdp, false).await
+    }
+
+    /// Answer 200 as a chat room's conference focus (RFC 7702 §6.1, MUC-18, MUC-20): the
+    /// Contact carries `;isfocus` and the dialog serves the conference event package.
+    pub async fn accept_as_focus(self, contact: &str, sdp: Vec<u8>) -> Result<Established, String> {
+        self.answer(contact, sdp, true).await
+    }
+
+    async fn answer(self, contact: &str, sdp: Vec<u8>, focus: bool) -> Result<Established, String> {
         let Some(uas) = self.held.slot.lock().await.take() else {
             return Err("the caller cancelled".into());
         };
         let endpoint = self.held.endpoint.clone();
         let mut req = uas.request;
         let contact_uri = super::parse_uri(contact)?;
-        let dialog = Dialog::new_server(
-            endpoint.clone(),
-            &req,
-            Contact::new(NameAddr::uri(contact_uri)),
-        )
-        .map_err(|e| format!("cannot make a dialog: {e:?}"))?;
+        let mut contact = Contact::new(NameAddr::uri(contact_uri));
+        if focus {
+            contact
+                .params
+                .push(ezk_sip_types::uri::params::Param::name("isfocus"));
+        }
+        let dialog = Dialog::new_server(endpoint.clone(), &req, contact)
+            .map_err(|e| format!("cannot make a dialog: {e:?}"))?;
         *dialog.target_tp_info.lock().await = TargetTransportInfo {
             transport: Some((req.tp_info.transport.clone(), req.tp_info.source)),
             ..Default::default()
@@ -347,7 +473,7 @@ impl PendingInvite {
             .headers
             .insert_named(&ContentType(BytesStr::from_static("application/sdp")));
         resp.msg.body = sdp.into();
-        let established = Established::new(dialog, req.body.clone());
+        let established = Established::with_usage(dialog, req.body.clone(), focus);
         let tsx = match uas.tsx {
             Some(t) => t,
             None => endpoint.create_server_inv_tsx(&mut req),
@@ -387,7 +513,7 @@ impl Established {
         tokio::spawn(async move {
             let mut stop = Some(stop);
             while let Some(ev) = inner.recv().await {
-                if ev == InDialog::Ack {
+                if matches!(ev, InDialog::Ack) {
                     if let Some(s) = stop.take() {
                         let _ = s.send(());
                     }

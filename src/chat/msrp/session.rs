@@ -89,6 +89,14 @@ pub enum Event {
     },
     /// A success REPORT for a message that asked for one (CHAT-17).
     Delivered(u64),
+    /// A chat-room participant asks for a nickname (RFC 7701 §7); answer it with
+    /// [`Session::answer_nickname`].
+    Nickname {
+        /// The request's transaction id.
+        tid: String,
+        /// The requested nickname, unquoted.
+        nickname: String,
+    },
 }
 
 /// An output of the machine.
@@ -142,8 +150,12 @@ pub struct Session {
     first_tid: HashMap<String, (String, bool)>,
     out: VecDeque<Output>,
     unavailable: bool,
+    /// A chat-room session (RFC 7701): NICKNAME is understood.
+    chatroom: bool,
     /// Chunks of our messages not yet written: Message-ID -> (token, frames).
     queued: HashMap<String, (u64, VecDeque<Frame>)>,
+    /// NICKNAME requests waiting for the driver's answer (RFC 7701 §7).
+    nicknames: VecDeque<Frame>,
 }
 
 impl Session {
@@ -164,8 +176,16 @@ impl Session {
             first_tid: HashMap::new(),
             out: VecDeque::new(),
             unavailable: false,
+            chatroom: false,
             queued: HashMap::new(),
+            nicknames: VecDeque::new(),
         }
+    }
+
+    /// Make this a chat-room session, where we are the MSRP switch (RFC 7701): NICKNAME
+    /// requests reach the driver instead of getting 501.
+    pub fn set_chatroom(&mut self) {
+        self.chatroom = true;
     }
 
     /// While set, complete incoming messages are refused (503) instead of accepted: the
@@ -383,6 +403,7 @@ impl Session {
             StartLine::Response(code, _) => self.on_response(now, &f.tid, code),
             StartLine::Request(m) if m == "SEND" => self.on_send(now, f),
             StartLine::Request(m) if m == "REPORT" => self.on_report(&f),
+            StartLine::Request(m) if m == "NICKNAME" && self.chatroom => self.on_nickname(f),
             StartLine::Request(_) => {
                 // §12: an unknown method gets 501.
                 self.respond(&f, 501, "Not Implemented");
@@ -475,3 +496,5 @@ impl Session {
 
 #[path = "session_in.rs"]
 mod incoming;
+#[path = "nickname.rs"]
+pub mod nickname;

@@ -138,7 +138,7 @@ impl Task {
                 },
                 ev = dialog.events.recv() => match ev {
                     Some(InDialog::Bye) => break Outcome::RemoteBye,
-                    Some(InDialog::Ack) => {}
+                    Some(InDialog::Ack | InDialog::Subscribe(_) | InDialog::Refer(_)) => {}
                     None => break Outcome::RemoteBye,
                 },
                 _ = closed => break Outcome::ConnectionLost,
@@ -385,6 +385,8 @@ impl Task {
                     self.reply_error(&i, translate::msrp_failure(code)).await;
                 }
             }
+            // Only chat-room sessions see NICKNAME; a 1:1 session answers it 501.
+            msrp::Event::Nickname { .. } => {}
         }
     }
 
