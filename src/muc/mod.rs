@@ -48,6 +48,7 @@
 //! * RFC 4575 §7.2's partial example has a `<users>` without `state` (default `full`, which
 //!   would drop 31 of 32 participants); inside a partial document it is read as partial.
 
+pub mod bridge;
 pub mod confinfo;
 mod confinfo_read;
 mod confinfo_write;
