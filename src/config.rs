@@ -24,7 +24,9 @@ mod tls;
 pub use tls::TlsConfig;
 #[path = "config/ops.rs"]
 mod ops;
-pub use ops::{AdminConfig, CallsConfig, LimitsConfig, LogConfig, LogFormat, MetricsConfig};
+pub use ops::{
+    AdminConfig, CallsConfig, LimitsConfig, LogConfig, LogFormat, MetricsConfig, MucConfig,
+};
 
 /// Environment variable that may carry the component secret instead of the file.
 pub const SECRET_ENV: &str = "STOX_COMPONENT_SECRET";
@@ -67,6 +69,9 @@ pub struct Config {
     /// `[calls]`: Jingle <-> SIP call signalling.
     #[serde(default)]
     pub calls: CallsConfig,
+    /// `[muc]`: SIP users in XMPP rooms.
+    #[serde(default)]
+    pub muc: MucConfig,
 }
 
 /// `[component]` section.
@@ -486,6 +491,7 @@ impl Config {
             .validate(&c.jid, &self.addresses.xmpp_domains, &mut problems);
         self.admin.validate(&mut problems);
         self.calls.validate(&mut problems);
+        self.muc.validate(&self.component.jid, &mut problems);
         self.metrics.validate(&mut problems);
         self.log.validate(&mut problems);
         problems
@@ -545,56 +551,5 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const EXAMPLE: &str = include_str!("../component.toml.example");
-
-    #[test]
-    fn example_config_parses_and_is_valid() {
-        let c = Config::parse(EXAMPLE).expect("example parses");
-        assert_eq!(c.component.jid, "sip.example.com");
-        assert_eq!(c.validate(), Vec::<String>::new());
-    }
-
-    #[test]
-    fn unknown_key_is_rejected() {
-        let text = EXAMPLE.replace("[addresses]", "[addresses]\nxmpp_domain = \"typo\"");
-        let err = Config::parse(&text).unwrap_err();
-        assert!(err.contains("unknown field"), "{err}");
-    }
-
-    #[test]
-    fn unknown_section_is_rejected() {
-        let text = format!("{EXAMPLE}\n[nonsense]\na = 1\n");
-        assert!(Config::parse(&text).is_err());
-    }
-
-    #[test]
-    fn validate_reports_every_problem_at_once() {
-        let text = r#"
-[component]
-jid = "user@bad"
-server = "nohostport"
-[sip]
-listen = ["sctp:1.2.3.4:5", "udp:notanaddr"]
-outbound_proxy = "http://x"
-[addresses]
-xmpp_domains = []
-sip_domain = ""
-[messages]
-bounce_window_ms = 900
-"#;
-        let c = Config::parse(text).unwrap();
-        let p = c.validate();
-        assert!(p.len() >= 8, "{p:#?}");
-    }
-
-    #[test]
-    fn secret_never_prints() {
-        let c = Config::parse(EXAMPLE).unwrap();
-        let dbg = format!("{c:?}");
-        assert!(!dbg.contains("change-me"), "{dbg}");
-        assert!(dbg.contains("<redacted>"));
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

@@ -4,6 +4,9 @@
 #[path = "calls.rs"]
 mod calls;
 pub use calls::CallsConfig;
+#[path = "muc.rs"]
+mod muc;
+pub use muc::MucConfig;
 
 use serde::Deserialize;
 

@@ -145,6 +145,12 @@ const FIELDS: &[Field] = &[
     }),
     ("calls.gather_ms", true, |c| c.calls.gather_ms.to_string()),
     ("calls.max_calls", true, |c| c.calls.max_calls.to_string()),
+    // Read when a SIP user joins a room: a reload applies to new memberships.
+    ("muc.services", true, |c| format!("{:?}", c.muc.services)),
+    ("muc.max_members", true, |c| c.muc.max_members.to_string()),
+    ("muc.join_timeout_secs", true, |c| {
+        c.muc.join_timeout_secs.to_string()
+    }),
     ("limits.messages_per_minute", true, |c| {
         c.limits.messages_per_minute.to_string()
     }),
