@@ -47,6 +47,12 @@ impl Hub {
         }
     }
 
+    /// The context sessions run in (shared with room memberships, which use the same MSRP
+    /// transport).
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
     /// Live sessions.
     pub fn len(&self) -> usize {
         self.sessions.len()

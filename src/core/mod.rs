@@ -16,6 +16,8 @@ pub mod conversation;
 mod limits;
 mod page;
 mod presence_io;
+mod room_hub;
+pub mod room_session;
 pub mod store_writer;
 
 use crate::addr::AddressMap;
@@ -71,6 +73,13 @@ pub enum Event {
         /// Its (XMPP user, sid) key.
         key: (String, String),
     },
+    /// A SIP user's membership in an XMPP room ended.
+    RoomEnded {
+        /// Its occupant JID.
+        key: String,
+        /// Its id.
+        id: u64,
+    },
     /// A chat session ended.
     ChatEnded {
         /// Its key.
@@ -113,6 +122,8 @@ pub struct Router {
     sub_rate: crate::ops::ratelimit::RateLimit,
     /// Calls (Jingle <-> SIP INVITE).
     calls: call_hub::Calls,
+    /// SIP users in XMPP rooms.
+    rooms: room_hub::Rooms,
 }
 
 /// Most subscription stanzas held for the link.
@@ -141,6 +152,7 @@ impl Router {
             ),
             ops,
             calls: Default::default(),
+            rooms: Default::default(),
             chat,
             page: Default::default(),
             presence,
@@ -185,6 +197,7 @@ impl Router {
                         respond_later(r, SipStatus::new(200));
                     }
                     self.chat_stop_all().await;
+                    self.room_stop_all().await;
                     return;
                 }
             }
@@ -211,6 +224,7 @@ impl Router {
                         let _ = reply.send(self.reload());
                     }
                     Some(Event::CallEnded { key }) => self.on_call_ended(key),
+                    Some(Event::RoomEnded { key, id }) => self.on_room_ended(key, id),
                     Some(Event::ChatEnded { key, id, ended }) => {
                         self.on_chat_ended(key, id, ended).await;
                     }
@@ -276,6 +290,9 @@ impl Router {
     }
 
     async fn on_stanza(&mut self, el: Element) {
+        if self.room_stanza(&el) {
+            return;
+        }
         if self.call_stanza(&el).await {
             return;
         }
@@ -466,6 +483,12 @@ impl Router {
                 Ok(()) => return,
                 Err(back) => back,
             },
+            SipEvent::Invite { msg, pending } if self.room_invite_target(&msg).is_some() => {
+                if let Some(room) = self.room_invite_target(&msg) {
+                    self.room_invite(room, *msg, pending).await;
+                }
+                return;
+            }
             SipEvent::Invite { msg, pending } if call_hub::is_call_offer(&msg) => {
                 self.call_invite(*msg, pending).await;
                 return;
