@@ -2,6 +2,7 @@
 C2S_PORT = 5222                 # XMPP c2s (Prosody or ejabberd)
 COMPONENT_PORT = 5347           # XEP-0114 component port
 COMPONENT = "sip.localhost"     # the gateway's component domain
+MUC_DOMAIN = "conference.localhost"  # the servers' MUC service ([muc] services: SIP users join its rooms)
 XMPP_DOMAIN = "localhost"       # XMPP users: alice@localhost (alicepass), bob@localhost (bobpass)
 SIP_DOMAIN = "127.0.0.1"        # default SIP domain: sip:bob@127.0.0.1 <-> bob@sip.localhost
 GW_PORT = 5070                  # the gateway's SIP listener (udp + tcp)
