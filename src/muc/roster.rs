@@ -177,6 +177,14 @@ impl Roster {
         self.out.pop_front()
     }
 
+    /// The user's nickname changed (MUC-15, after the switch's 200 to NICKNAME): in the next
+    /// documents, a new user with this nickname is the user itself. A focus that keys users
+    /// by nickname (RFC 7702 §6.2) shows the change as the old user deleted and a new one.
+    pub fn set_own_nick(&mut self, nick: &str) {
+        self.own_nick = prep_nick(nick).unwrap_or_else(|| nick.to_owned());
+        self.own_entity = None;
+    }
+
     /// The current occupants, sorted by entity.
     pub fn occupants(&self) -> impl Iterator<Item = &Occupant> {
         self.users.values().filter_map(|e| e.occupant.as_ref())
@@ -322,7 +330,7 @@ impl Roster {
         if let Some(entry) = self.users.remove(entity) {
             if let Some(occupant) = entry.occupant {
                 self.nicks.remove(&occupant.nick);
-                if occupant.is_self {
+                if occupant.is_self && self.own_entity.as_deref() == Some(entity) {
                     self.own_entity = None;
                 }
                 self.out
@@ -376,7 +384,9 @@ impl Roster {
             _ => {
                 if let Some(o) = &old {
                     self.nicks.remove(&o.nick);
-                    if o.is_self {
+                    // After a nickname change the user's new entity may already be the
+                    // own one (a document can list it before deleting the old).
+                    if o.is_self && self.own_entity.as_deref() == Some(entity.as_str()) {
                         self.own_entity = None;
                     }
                 }

@@ -15,11 +15,11 @@ use crate::errmap::SipStatus;
 use bytes::Bytes;
 use bytesstr::BytesStr;
 use ezk_sip_core::transport::TargetTransportInfo;
-use ezk_sip_core::{Endpoint, IncomingRequest, MayTake};
+use ezk_sip_core::{Endpoint, IncomingRequest};
 use ezk_sip_types::header::typed::{CSeq, Contact, ContentType};
 use ezk_sip_types::uri::NameAddr;
 use ezk_sip_types::{CodeKind, Method, Name, StatusCode};
-use ezk_sip_ua::dialog::{ClientDialogBuilder, Dialog, Usage, UsageGuard};
+use ezk_sip_ua::dialog::{ClientDialogBuilder, Dialog, UsageGuard};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -38,105 +38,19 @@ pub enum InDialog {
     /// A REFER in a chat room's dialog (RFC 7702 §6.5, MUC-27), already answered 200: the
     /// `Refer-To` URI, whom the user invites into the room.
     Refer(String),
+    /// A NOTIFY of the conference package in a chat room's dialog where we are the
+    /// participant (RFC 7702 §5.3, MUC-7), already answered: 200 and the body, or the body's
+    /// 400/413 and `None` (the roster machine then asks for full state again).
+    ConferenceNotify {
+        /// The conference-info document, when it could be read.
+        body: Option<Bytes>,
+        /// `Subscription-State: terminated`: the focus ended the subscription.
+        terminated: bool,
+    },
 }
 
-/// Our dialog usage: answers BYE, refuses re-INVITE and forwards what the session needs.
-struct ChatUsage {
-    events: mpsc::Sender<InDialog>,
-    /// A chat room's dialog: the conference event package is served in it (MUC-20).
-    conference: bool,
-}
-
-/// Longest conference subscription granted (RFC 6665 §4.2.1.1: the notifier may shorten
-/// what the subscriber asks for); without `Expires`, RFC 4575 §3.6 suggests one hour.
-const CONFERENCE_EXPIRES: u32 = 3600;
-
-/// The answer to an in-dialog SUBSCRIBE: the response code and the granted expiry. Only the
-/// conference package of a chat room's dialog is served; any other package is 489.
-fn subscribe_answer(conference: bool, req: &IncomingRequest) -> (u16, Option<u32>) {
-    let event = req
-        .headers
-        .get_named::<ezk_sip_types::header::typed::Event>()
-        .ok()
-        .map(|e| e.0.to_string());
-    let is_conference = event.as_deref().is_some_and(|e| {
-        e.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .eq_ignore_ascii_case("conference")
-    });
-    if !conference || !is_conference {
-        return (489, None);
-    }
-    let asked = req
-        .headers
-        .get_named::<ezk_sip_types::header::typed::Expires>()
-        .ok()
-        .map(|e| e.0);
-    let granted = asked.map_or(CONFERENCE_EXPIRES, |a| a.min(CONFERENCE_EXPIRES));
-    (200, Some(granted))
-}
-
-#[async_trait::async_trait]
-impl Usage for ChatUsage {
-    fn name(&self) -> &'static str {
-        "stox-chat"
-    }
-
-    async fn receive(&self, endpoint: &Endpoint, request: MayTake<'_, IncomingRequest>) {
-        let method = request.line.method.clone();
-        if method == Method::ACK {
-            request.take();
-            let _ = self.events.try_send(InDialog::Ack);
-            return;
-        }
-        let mut expires = None;
-        let (code, event) = if method == Method::BYE {
-            (200, Some(InDialog::Bye))
-        } else if method == Method::REFER && self.conference {
-            match request.headers.get_raw(&Name::REFER_TO).next() {
-                Some(to) => (200, Some(InDialog::Refer(to.to_string()))),
-                None => (400, None),
-            }
-        } else if method == Method::SUBSCRIBE {
-            let (code, granted) = subscribe_answer(self.conference, &request);
-            expires = granted;
-            (code, granted.map(InDialog::Subscribe))
-        } else if method == Method::INVITE || method == Method::UPDATE {
-            // A session change (e.g. a new a=path) is not supported: the session stays as
-            // it is (RFC 3261 §14.2: 488 leaves it unchanged).
-            (488, None)
-        } else if method == Method::OPTIONS {
-            (200, None)
-        } else {
-            (405, None)
-        };
-        let mut req = request.take();
-        let mut resp = endpoint.create_response(&req, StatusCode::from(code), None);
-        if let Some(e) = expires {
-            resp.msg.headers.insert(Name::EXPIRES, e.to_string());
-        }
-        if code == 489 {
-            resp.msg.headers.insert(Name::ALLOW_EVENTS, "conference");
-        }
-        let result = if method == Method::INVITE {
-            endpoint
-                .create_server_inv_tsx(&mut req)
-                .respond_failure(resp)
-                .await
-        } else {
-            endpoint.create_server_tsx(&mut req).respond(resp).await
-        };
-        if let Err(e) = result {
-            debug!(error = ?e, "in-dialog response failed");
-        }
-        if let Some(ev) = event {
-            // The session task may be gone already; then there is nothing left to end.
-            let _ = self.events.send(ev).await;
-        }
-    }
-}
+mod usage;
+use usage::ChatUsage;
 
 /// An established INVITE dialog.
 pub struct Established {
@@ -214,6 +128,49 @@ impl Established {
     pub async fn notify_conference(&self, state: &str, body: Vec<u8>) {
         self.notify("conference", state, "application/conference-info+xml", body)
             .await;
+    }
+
+    /// As a chat-room participant: SUBSCRIBE to the room's conference package in this dialog
+    /// (RFC 7702 §5.3, MUC-7) and wait for the final response; its code (408 when none).
+    pub async fn subscribe_conference(&self, expires: u32) -> u16 {
+        let mut request = self.dialog.create_request(Method::SUBSCRIBE, None);
+        request.headers.insert(Name::EVENT, "conference");
+        request.headers.insert(Name::EXPIRES, expires.to_string());
+        request
+            .headers
+            .insert(Name::ACCEPT, "application/conference-info+xml");
+        request.headers.insert(Name::ALLOW_EVENTS, "conference");
+        let mut target = self.dialog.target_tp_info.lock().await;
+        trace!(target: "wire::sip", call_id = %self.call_id, expires, "-> SUBSCRIBE (conference)");
+        let sent = self
+            .dialog
+            .endpoint
+            .send_request(request, &mut target)
+            .await;
+        drop(target);
+        let code = match sent {
+            Ok(mut tsx) => tsx
+                .receive_final()
+                .await
+                .map_or(408, |r| r.line.code.into_u16()),
+            Err(e) => {
+                debug!(error = ?e, "SUBSCRIBE not sent");
+                503
+            }
+        };
+        crate::ops::metrics::get().sip(crate::ops::metrics::Dir::Out, "SUBSCRIBE", code);
+        code
+    }
+
+    /// As a chat room's participant: the dialog also takes the focus's NOTIFYs (MUC-7).
+    pub fn serve_conference(&mut self) {
+        let (tx, events) = mpsc::channel(8);
+        self._usage = self.dialog.register_usage(ChatUsage {
+            events: tx,
+            conference: true,
+        });
+        let old = std::mem::replace(&mut self.events, events);
+        drop(old);
     }
 
     /// A NOTIFY of package `event` in this dialog, as [`Established::notify_conference`].

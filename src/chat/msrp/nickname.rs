@@ -64,6 +64,46 @@ impl Session {
     }
 }
 
+impl Session {
+    /// As a chat-room participant (RFC 7701 §7, MUC-5): ask the switch for `nickname`. The
+    /// answer comes back as [`Event::NicknameAnswer`] with the returned transaction id (408
+    /// when none arrives in time).
+    pub fn request_nickname(&mut self, now: Instant, nickname: &str) -> String {
+        let tid = random_chars(12);
+        let f = Frame::request(tid.clone(), "NICKNAME")
+            .with("To-Path", path_string(&self.to_path))
+            .with("From-Path", self.local.to_string())
+            .with("Use-Nickname", quote(nickname));
+        // An empty Message-ID marks a NICKNAME transaction among the pending ones.
+        self.pending.insert(
+            tid.clone(),
+            (
+                String::new(),
+                PendingTx {
+                    token: u64::MAX,
+                    deadline: now + self.settings.tx_timeout,
+                },
+            ),
+        );
+        self.write(&f);
+        tid
+    }
+}
+
+/// An RFC 4975 quoted string.
+pub fn quote(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('"');
+    for c in s.chars().filter(|c| !c.is_control()) {
+        if c == '"' || c == '\\' {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    q
+}
+
 /// The nickname of a `Use-Nickname` value: an RFC 4975 quoted string, unescaped; `None` when
 /// the syntax is wrong, it is empty or too long, or it holds control characters.
 pub fn unquote(v: &str) -> Option<String> {
@@ -102,5 +142,8 @@ mod tests {
         }
         assert!(unquote(&format!("\"{}\"", "x".repeat(1024))).is_none());
         assert!(unquote(&format!("\"{}\"", "x".repeat(1023))).is_some());
+        for n in ["Alice the great", "a\"b\\c"] {
+            assert_eq!(unquote(&quote(n)).as_deref(), Some(n));
+        }
     }
 }

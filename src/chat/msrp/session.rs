@@ -89,6 +89,14 @@ pub enum Event {
     },
     /// A success REPORT for a message that asked for one (CHAT-17).
     Delivered(u64),
+    /// The switch's answer to our NICKNAME request `tid` (RFC 7701 §7): 200, 424, 425…, or
+    /// 408 when none came.
+    NicknameAnswer {
+        /// The request's transaction id.
+        tid: String,
+        /// The response code.
+        code: u16,
+    },
     /// A chat-room participant asks for a nickname (RFC 7701 §7); answer it with
     /// [`Session::answer_nickname`].
     Nickname {
@@ -236,7 +244,12 @@ impl Session {
             .collect();
         for tid in expired {
             if let Some((mid, _)) = self.pending.remove(&tid) {
-                self.fail(&mid, 408);
+                if mid.is_empty() {
+                    self.out
+                        .push_back(Output::Event(Event::NicknameAnswer { tid, code: 408 }));
+                } else {
+                    self.fail(&mid, 408);
+                }
             }
         }
         self.messages
@@ -415,6 +428,12 @@ impl Session {
         let Some((mid, p)) = self.pending.remove(tid) else {
             return;
         };
+        if mid.is_empty() {
+            let tid = tid.to_owned();
+            self.out
+                .push_back(Output::Event(Event::NicknameAnswer { tid, code }));
+            return;
+        }
         if p.token == u64::MAX {
             return; // the bodiless SEND
         }

@@ -138,7 +138,12 @@ impl Task {
                 },
                 ev = dialog.events.recv() => match ev {
                     Some(InDialog::Bye) => break Outcome::RemoteBye,
-                    Some(InDialog::Ack | InDialog::Subscribe(_) | InDialog::Refer(_)) => {}
+                    Some(
+                        InDialog::Ack
+                        | InDialog::Subscribe(_)
+                        | InDialog::Refer(_)
+                        | InDialog::ConferenceNotify { .. },
+                    ) => {}
                     None => break Outcome::RemoteBye,
                 },
                 _ = closed => break Outcome::ConnectionLost,
@@ -386,7 +391,7 @@ impl Task {
                 }
             }
             // Only chat-room sessions see NICKNAME; a 1:1 session answers it 501.
-            msrp::Event::Nickname { .. } => {}
+            msrp::Event::Nickname { .. } | msrp::Event::NicknameAnswer { .. } => {}
         }
     }
 

@@ -158,7 +158,8 @@ pub(super) async fn established(
             ev = dialog.events.recv() => match ev {
                 Some(InDialog::Subscribe(expires)) => subscribe(&mut st, &dialog, expires).await,
                 Some(InDialog::Refer(to)) => refer(ctx, &st, &dialog, &to).await,
-                Some(InDialog::Ack) => {}
+                // We are the focus here: NOTIFYs come from us, not to us.
+                Some(InDialog::Ack | InDialog::ConferenceNotify { .. }) => {}
                 Some(InDialog::Bye) | None => {
                     // MUC-28: the SIP user left.
                     send_presence(ctx, &st.m, PresenceType::Unavailable).await;
@@ -437,6 +438,9 @@ async fn on_msrp(ctx: &Ctx, st: &mut State, e: msrp::Event) {
             st.nick_change = Some((tid, nickname));
             let _ = ctx.xmpp.send(el).await;
         }
-        msrp::Event::Sent(_) | msrp::Event::Delivered(_) | msrp::Event::Failed { .. } => {}
+        msrp::Event::Sent(_)
+        | msrp::Event::Delivered(_)
+        | msrp::Event::Failed { .. }
+        | msrp::Event::NicknameAnswer { .. } => {}
     }
 }
