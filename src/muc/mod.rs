@@ -53,6 +53,7 @@ pub mod confinfo;
 mod confinfo_read;
 mod confinfo_write;
 pub mod focus;
+pub mod guest;
 pub mod occupant;
 pub mod roster;
 mod xml_reader;
