@@ -11,6 +11,11 @@ pub struct MucConfig {
     /// Empty: SIP users cannot join XMPP rooms.
     #[serde(default)]
     pub services: Vec<String>,
+    /// SIP domains whose users are chat rooms (conference servers): their JIDs answer
+    /// disco#info as XEP-0045 rooms (`conference/text`), so XMPP clients offer to join them.
+    /// Any SIP room can be joined whether listed or not.
+    #[serde(default)]
+    pub sip_room_domains: Vec<String>,
     /// Most SIP users in XMPP rooms at once (one membership per room and SIP user); more get
     /// 503.
     #[serde(default = "default_max_members")]
@@ -33,6 +38,7 @@ impl Default for MucConfig {
     fn default() -> Self {
         MucConfig {
             services: Vec::new(),
+            sip_room_domains: Vec::new(),
             max_members: default_max_members(),
             join_timeout_secs: default_join_timeout(),
         }
@@ -49,6 +55,11 @@ impl MucConfig {
                 problems.push(format!(
                     "muc.services entry {s:?}: must differ from component.jid"
                 ));
+            }
+        }
+        for d in &self.sip_room_domains {
+            if crate::addr::BareJid::new(d).map_or(true, |j| j.node().is_some()) {
+                problems.push(format!("muc.sip_room_domains entry {d:?}: not a domain"));
             }
         }
         if self.max_members == 0 {
@@ -82,11 +93,11 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         let bad: MucConfig = toml::from_str(
             "services = [\"room@x\", \"sip.example.com\", \"conference.example.com\"]\n\
-             max_members = 0\njoin_timeout_secs = 0",
+             sip_room_domains = [\"a@b\"]\nmax_members = 0\njoin_timeout_secs = 0",
         )
         .unwrap();
         bad.validate("sip.example.com", &mut problems);
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(problems.len(), 5, "{problems:?}");
         assert!(bad.is_service("Conference.Example.com"));
         assert!(toml::from_str::<MucConfig>("rooms = []").is_err());
     }

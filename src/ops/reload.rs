@@ -147,6 +147,9 @@ const FIELDS: &[Field] = &[
     ("calls.max_calls", true, |c| c.calls.max_calls.to_string()),
     // Read when a SIP user joins a room: a reload applies to new memberships.
     ("muc.services", true, |c| format!("{:?}", c.muc.services)),
+    ("muc.sip_room_domains", true, |c| {
+        format!("{:?}", c.muc.sip_room_domains)
+    }),
     ("muc.max_members", true, |c| c.muc.max_members.to_string()),
     ("muc.join_timeout_secs", true, |c| {
         c.muc.join_timeout_secs.to_string()
