@@ -355,6 +355,7 @@ impl Router {
         m.set_sessions("presence_dialogs", stats.dialogs);
         m.set_sessions("msrp", self.chat.len());
         m.set_sessions("muc_members", self.rooms.len());
+        m.set_sessions("muc_guests", self.guests.len());
         m.set_sessions("message_conversations", self.conversations.len());
         m.set_queue("router", inbox);
         m.set_queue("presence_held", self.presence_outbox.len());

@@ -13,6 +13,8 @@ pub mod call_session;
 pub mod chat_hub;
 pub mod chat_session;
 pub mod conversation;
+mod guest_hub;
+pub mod guest_session;
 mod limits;
 mod page;
 mod presence_io;
@@ -80,6 +82,13 @@ pub enum Event {
         /// Its id.
         id: u64,
     },
+    /// An XMPP user's presence in a SIP room ended.
+    GuestEnded {
+        /// Its (user's full JID, room JID).
+        key: (String, String),
+        /// Its id.
+        id: u64,
+    },
     /// A chat session ended.
     ChatEnded {
         /// Its key.
@@ -124,6 +133,8 @@ pub struct Router {
     calls: call_hub::Calls,
     /// SIP users in XMPP rooms.
     rooms: room_hub::Rooms,
+    /// XMPP users in SIP rooms.
+    guests: guest_hub::Guests,
 }
 
 /// Most subscription stanzas held for the link.
@@ -153,6 +164,7 @@ impl Router {
             ops,
             calls: Default::default(),
             rooms: Default::default(),
+            guests: Default::default(),
             chat,
             page: Default::default(),
             presence,
@@ -198,6 +210,7 @@ impl Router {
                     }
                     self.chat_stop_all().await;
                     self.room_stop_all().await;
+                    self.guest_stop_all().await;
                     return;
                 }
             }
@@ -225,6 +238,7 @@ impl Router {
                     }
                     Some(Event::CallEnded { key }) => self.on_call_ended(key),
                     Some(Event::RoomEnded { key, id }) => self.on_room_ended(key, id),
+                    Some(Event::GuestEnded { key, id }) => self.on_guest_ended(key, id),
                     Some(Event::ChatEnded { key, id, ended }) => {
                         self.on_chat_ended(key, id, ended).await;
                     }
@@ -290,7 +304,7 @@ impl Router {
     }
 
     async fn on_stanza(&mut self, el: Element) {
-        if self.room_stanza(&el) {
+        if self.room_stanza(&el) || self.guest_stanza(&el).await || self.room_iq(&el).await {
             return;
         }
         if self.call_stanza(&el).await {

@@ -215,8 +215,9 @@ impl Router {
         self.rooms.next_id += 1;
         let id = self.rooms.next_id;
         let key = occupant.to_string();
-        // Small: the MUC sends a burst of presences on join, then one stanza at a time.
-        let (tx, rx) = mpsc::channel(256);
+        // The MUC sends one presence per occupant on join (hundreds in a big room), then one
+        // stanza at a time; the queue holds the burst so no occupant is lost.
+        let (tx, rx) = mpsc::channel(2048);
         let fut = room_session::run(self.chat.ctx().clone(), key.clone(), id, start, rx);
         room_session::spawn_supervised(fut, self.chat.ctx().router.clone(), key.clone(), id);
         self.rooms.members.insert(key, Entry { tx, id, pair });
