@@ -55,3 +55,5 @@ SINK_PORT, SINK_DOMAIN = 5193, "sink.test"  # a UDP SIP sink that records every 
 FORK_SHIM_PORT = 5195           # test_calls_fork.py: UDP relay in front of the second fork (delays its INVITE and CANCEL)
 BARESIP_PLAIN = (5197, 4527)    # baresip without ice/dtls_srtp (plain RTP/AVP) for calls: SIP 5197, ctrl_tcp 4527
 PLAIN_DOMAIN = "plain.test"     # route -> 127.0.0.1:5197 (calls from XMPP to the plain-RTP baresip)
+FOCUS_PORT, FOCUS_MSRP_PORT = 5211, 2881  # msrp_room.TestFocus: a SIP/MSRP chat room server (route "rooms.test")
+FOCUS_DOMAIN = "rooms.test"     # its rooms: sip:<room>@rooms.test = JID <room>\\40rooms.test@sip.localhost
