@@ -51,7 +51,24 @@ impl Drop for Gw {
 /// allows a section once). Logs go to `stox.log` in its directory (`RUST_LOG` from
 /// `$STOX_BENCH_LOG`, default `warn`); stderr to a file for `malloc_stats()`.
 pub fn start_stox(binary: &str, xmpp: SocketAddr, secret: &str, extra: &str) -> Gw {
+    start_stox_on(binary, xmpp, secret, &["udp"], extra)
+}
+
+/// [`start_stox`] with SIP listening on each of `transports` (`udp`, `tcp`), all on the
+/// same port ([`Gw::sip`]).
+pub fn start_stox_on(
+    binary: &str,
+    xmpp: SocketAddr,
+    secret: &str,
+    transports: &[&str],
+    extra: &str,
+) -> Gw {
     let port = super::support::free_udp_tcp_port();
+    let listen = transports
+        .iter()
+        .map(|t| format!("\"{t}:127.0.0.1:{port}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let dir = super::support::fresh_state_dir();
     let cfg = dir.join("bench.toml");
     let (presence_extra, rest) = match extra.strip_prefix("[presence]\n") {
@@ -62,7 +79,7 @@ pub fn start_stox(binary: &str, xmpp: SocketAddr, secret: &str, extra: &str) -> 
         &cfg,
         format!(
             "[component]\njid = \"sip.example.com\"\nserver = \"{xmpp}\"\nsecret = \"{secret}\"\n\
-             [sip]\nlisten = [\"udp:127.0.0.1:{port}\"]\n\
+             [sip]\nlisten = [{listen}]\n\
              [addresses]\nxmpp_domains = [\"example.com\"]\nsip_domain = \"example.net\"\n\
              [presence]\nstate_dir = \"{}\"\n{presence_extra}{rest}",
             dir.display()
