@@ -68,6 +68,8 @@ const ROOM_URI: &str = "sip:room@conference.bench";
 const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 /// How long one step may take before the benchmark says what is missing and moves on.
 const STEP: Duration = Duration::from_secs(15);
+/// How long a fan-out run waits for the next delivery before it counts the rest as lost.
+const STALL: Duration = Duration::from_secs(3);
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -87,6 +89,8 @@ struct Params {
     window: usize,
     /// Messages SIP -> room.
     reverse: usize,
+    /// Room messages written at once in the burst run (0: no burst run).
+    burst: usize,
     /// Wait before the last memory reading.
     settle: Duration,
 }
@@ -436,6 +440,8 @@ struct Muc {
     rev_arrived: Vec<Option<Instant>>,
     /// Stanzas of the join bursts.
     join_stanzas: usize,
+    /// Occupants the last newcomer was shown, itself included.
+    last_burst_room: usize,
 }
 
 fn occupant_presence(nick: &str, to: &str, self_jid: Option<&str>) -> String {
@@ -491,6 +497,7 @@ impl Muc {
                      <subject>fan-out benchmark</subject></message>"
                 ));
                 self.join_stanzas += n + 2;
+                self.last_burst_room = self.xmpp_occupants + self.sip.len() + 1;
                 xmpp.send(&out);
                 self.sip.push((nick.to_string(), from));
             }
@@ -598,6 +605,7 @@ async fn fan_out(
     let mut lat = Vec::with_capacity(msgs * per);
     let (mut next, mut complete, mut delivered) = (0, 0, 0);
     let t0 = Instant::now();
+    let mut last = t0;
     while complete < msgs {
         while next < msgs && next - complete < window {
             let seq = base + next;
@@ -613,12 +621,12 @@ async fn fan_out(
             xmpp.send(&out);
             next += 1;
         }
-        let d = serve_until(xmpp, muc, tokio::time::timeout(STEP, rx.recv())).await;
+        let d = serve_until(xmpp, muc, tokio::time::timeout(STALL, rx.recv())).await;
         let Ok(Some(d)) = d else {
             println!(
-                "  !! fan-out stalled: {delivered} of {} deliveries after {:.1} s; {complete} of {msgs} room messages complete",
+                "  !! fan-out: nothing more for {} s: {delivered} of {} deliveries, {complete} of {msgs} room messages complete",
+                STALL.as_secs(),
                 msgs * per,
-                t0.elapsed().as_secs_f64()
             );
             break;
         };
@@ -627,6 +635,7 @@ async fn fan_out(
         };
         let Some(at) = sent_at[i] else { continue };
         lat.push(d.at.duration_since(at));
+        last = last.max(d.at);
         delivered += 1;
         got[i] += 1;
         if got[i] == per {
@@ -637,14 +646,14 @@ async fn fan_out(
         msgs: complete,
         deliveries: delivered,
         expected: msgs * per,
-        elapsed: t0.elapsed(),
+        elapsed: last.duration_since(t0),
         lat,
     }
 }
 
 fn print_fan_out(label: &str, f: &FanOut) {
     println!(
-        "  {label}: {} room messages -> {} of {} MSRP SENDs in {:.2} s = {:.0} room msgs/s, {:.0} deliveries/s",
+        "  {label}: {} room messages complete, {} of {} MSRP SENDs in {:.2} s (to the last) = {:.0} room msgs/s, {:.0} deliveries/s",
         f.msgs,
         f.deliveries,
         f.expected,
@@ -706,6 +715,7 @@ async fn bench(p: Params) {
         sip: Vec::new(),
         rev_arrived: vec![None; p.reverse],
         join_stanzas: 0,
+        last_burst_room: 0,
     };
     println!(
         "muc: stox process, room {ROOM} of {} occupants ({xmpp_occupants} XMPP + {} SIP over TCP, MSRP over TCP), loopback",
@@ -724,18 +734,32 @@ async fn bench(p: Params) {
     let mut short_rosters = Vec::new();
     let mut failures = Vec::new();
     let t = Instant::now();
+    let queue_drops = "stox_limit_hits_total{limit=\"muc_member_queue\"}";
+    let mut drops_before = 0;
     for k in 0..p.sip {
         let h = tokio::spawn(participant(k, gw.sip, dtx.clone(), stats.clone()));
-        match serve_until(&mut xmpp, &mut muc, h).await {
+        let t0 = Instant::now();
+        let r = serve_until(&mut xmpp, &mut muc, h).await;
+        let drops = metric(metrics_port, queue_drops).await;
+        let lost = drops - drops_before.min(drops);
+        drops_before = drops;
+        // The room as the newcomer was shown it: everyone, itself included.
+        let want = muc.last_burst_room;
+        match r {
             Ok(Ok(j)) => {
-                // The room as the newcomer sees it: everyone, itself included.
-                let want = xmpp_occupants + k + 1;
-                if j.roster != Some(want) {
-                    short_rosters.push((k, j.roster, want));
+                if j.roster != Some(want) || lost > 0 {
+                    short_rosters.push((k, j.roster, want, lost));
                 }
                 joined.push(j);
             }
-            Ok(Err(e)) => failures.push((k, e)),
+            Ok(Err(e)) => failures.push((
+                k,
+                format!(
+                    "{e} after {:.1} s; {lost} stanzas of its join burst of {} dropped (muc_member_queue)",
+                    t0.elapsed().as_secs_f64(),
+                    want + 1
+                ),
+            )),
             Err(e) => failures.push((k, format!("panicked: {e}"))),
         }
     }
@@ -747,11 +771,7 @@ async fn bench(p: Params) {
         tokio::time::sleep(Duration::from_secs(1)),
     )
     .await;
-    let dropped = metric(
-        metrics_port,
-        "stox_limit_hits_total{limit=\"muc_member_queue\"}",
-    )
-    .await;
+    let dropped = metric(metrics_port, queue_drops).await;
     let join_times: Vec<Duration> = joined.iter().map(|j| j.join_time).collect();
     println!(
         "  joins: {n} of {} in {:.2} s ({:.1}/s, one at a time, each with its SUBSCRIBE and first NOTIFY); INVITE -> 200 {}",
@@ -784,14 +804,16 @@ async fn bench(p: Params) {
     if !short_rosters.is_empty() || dropped > 0 {
         let missing: usize = short_rosters
             .iter()
-            .map(|(_, got, want)| want - got.unwrap_or(0).min(*want))
+            .map(|(_, got, want, _)| want - got.unwrap_or(0).min(*want))
             .sum();
         println!(
-            "  !! {} of {n} participants got a short first roster ({missing} occupants missing in all); stox counted {dropped} stanzas dropped at a full membership queue (muc_member_queue)",
+            "  !! {} of {n} participants in the room got a short first roster or lost stanzas ({missing} occupants missing in all); stox counted {dropped} stanzas dropped at a full membership queue (muc_member_queue)",
             short_rosters.len()
         );
-        for (k, got, want) in short_rosters.iter().take(5) {
-            println!("      participant {k}: first NOTIFY {got:?} users, room has {want}");
+        for (k, got, want, lost) in short_rosters.iter().take(5) {
+            println!(
+                "      participant {k}: first NOTIFY {got:?} users, room has {want}; {lost} stanzas dropped"
+            );
         }
     } else {
         println!("      every first roster complete; muc_member_queue drops: 0");
@@ -858,16 +880,28 @@ async fn bench(p: Params) {
         rev_time.as_secs_f64(),
         quantiles(rev_lat)
     );
-    let dropped_after = metric(
-        metrics_port,
-        "stox_limit_hits_total{limit=\"muc_member_queue\"}",
-    )
-    .await;
+    let dropped_after = metric(metrics_port, queue_drops).await;
     println!(
         "      BYEs from stox: {}, MSRP error responses: {}, muc_member_queue drops in all: {dropped_after}",
         stats.byes.load(Ordering::Relaxed),
         stats.msrp_errors.load(Ordering::Relaxed)
     );
+    if p.burst > 0 {
+        // What a MUC does when its XMPP occupants send faster than stox forwards: every
+        // room message at once, no window.
+        let before = metric(metrics_port, queue_drops).await;
+        let b = fan_out(&mut xmpp, &mut muc, &mut drx, 2 * p.msgs, p.burst, p.burst).await;
+        let after = metric(metrics_port, queue_drops).await;
+        print_fan_out(
+            &format!("burst, {} room messages written at once", p.burst),
+            &b,
+        );
+        println!(
+            "      {} deliveries lost; muc_member_queue drops during the burst: {}",
+            b.expected - b.deliveries,
+            after - before.min(after)
+        );
+    }
     memory_line("after the messages", &gw, rss0, heap0, n);
     if p.settle > Duration::ZERO {
         serve_until(&mut xmpp, &mut muc, tokio::time::sleep(p.settle)).await;
@@ -889,9 +923,10 @@ fn main() {
         Params {
             occupants: env("STOX_BENCH_OCCUPANTS", 500),
             sip: env("STOX_BENCH_SIP", 50),
-            msgs: env("STOX_BENCH_MSGS", 200),
+            msgs: env("STOX_BENCH_MSGS", 1000),
             window: env("STOX_BENCH_WINDOW", 16).max(1),
             reverse: env("STOX_BENCH_REVERSE", 200),
+            burst: env("STOX_BENCH_BURST", 300),
             settle: Duration::from_secs(env("STOX_BENCH_SETTLE_SECS", 35) as u64),
         }
     } else {
@@ -901,6 +936,7 @@ fn main() {
             msgs: 10,
             window: 4,
             reverse: 5,
+            burst: 20,
             settle: Duration::ZERO,
         }
     };
