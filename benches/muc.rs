@@ -548,6 +548,18 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// CPU time (user + system) of process `pid` so far, in clock ticks of 10 ms.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -585,6 +597,8 @@ struct FanOut {
     expected: usize,
     elapsed: Duration,
     lat: Vec<Duration>,
+    /// stox's CPU time during the run, clock ticks.
+    cpu: u64,
 }
 
 /// `msgs` room messages (numbered from `base`), at most `window` of them not yet delivered
@@ -596,6 +610,7 @@ async fn fan_out(
     base: usize,
     msgs: usize,
     window: usize,
+    pid: u32,
 ) -> FanOut {
     let targets: Vec<String> = muc.sip.iter().map(|(_, j)| j.clone()).collect();
     let per = targets.len();
@@ -604,6 +619,7 @@ async fn fan_out(
     let mut got = vec![0usize; msgs];
     let mut lat = Vec::with_capacity(msgs * per);
     let (mut next, mut complete, mut delivered) = (0, 0, 0);
+    let cpu0 = cpu_ticks(pid);
     let t0 = Instant::now();
     let mut last = t0;
     while complete < msgs {
@@ -648,6 +664,7 @@ async fn fan_out(
         expected: msgs * per,
         elapsed: last.duration_since(t0),
         lat,
+        cpu: cpu_ticks(pid) - cpu0,
     }
 }
 
@@ -662,8 +679,9 @@ fn print_fan_out(label: &str, f: &FanOut) {
         f.deliveries as f64 / f.elapsed.as_secs_f64()
     );
     println!(
-        "      stanza written -> SEND read: {}",
-        quantiles(f.lat.clone())
+        "      stanza written -> SEND read: {}; stox CPU {:.1} us per delivery",
+        quantiles(f.lat.clone()),
+        f.cpu as f64 * 10_000.0 / f.deliveries.max(1) as f64
     );
 }
 
@@ -825,9 +843,9 @@ async fn bench(p: Params) {
         return;
     }
     // Fan-out: one room message at a time, then a window of them.
-    let one = fan_out(&mut xmpp, &mut muc, &mut drx, 0, p.msgs, 1).await;
+    let one = fan_out(&mut xmpp, &mut muc, &mut drx, 0, p.msgs, 1, pid).await;
     print_fan_out("fan-out, 1 room message at a time", &one);
-    let many = fan_out(&mut xmpp, &mut muc, &mut drx, p.msgs, p.msgs, p.window).await;
+    let many = fan_out(&mut xmpp, &mut muc, &mut drx, p.msgs, p.msgs, p.window, pid).await;
     print_fan_out(
         &format!("fan-out, {} room messages in flight", p.window),
         &many,
@@ -890,7 +908,16 @@ async fn bench(p: Params) {
         // What a MUC does when its XMPP occupants send faster than stox forwards: every
         // room message at once, no window.
         let before = metric(metrics_port, queue_drops).await;
-        let b = fan_out(&mut xmpp, &mut muc, &mut drx, 2 * p.msgs, p.burst, p.burst).await;
+        let b = fan_out(
+            &mut xmpp,
+            &mut muc,
+            &mut drx,
+            2 * p.msgs,
+            p.burst,
+            p.burst,
+            pid,
+        )
+        .await;
         let after = metric(metrics_port, queue_drops).await;
         print_fan_out(
             &format!("burst, {} room messages written at once", p.burst),
