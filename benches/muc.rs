@@ -36,7 +36,7 @@
 //!   the fan-out and after STOX_BENCH_SETTLE_SECS (ezk's INVITE transactions gone).
 //!
 //! Under `cargo test --all-targets` (no `--bench` argument) it is a quick smoke run: a room
-//! of 23 with 3 SIP participants and a few messages.
+//! of 23 with 3 SIP participants and a few messages, failing when anything is refused or lost.
 
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports)]
@@ -93,6 +93,8 @@ struct Params {
     burst: usize,
     /// Wait before the last memory reading.
     settle: Duration,
+    /// Panic at the end if anything was lost or refused (the smoke run under `cargo test`).
+    strict: bool,
 }
 
 // ------------------------------------------------------------------------------------ SIP side
@@ -840,6 +842,7 @@ async fn bench(p: Params) {
 
     if n == 0 {
         println!("  no participant in the room: nothing to measure");
+        assert!(!p.strict, "smoke run: no SIP participant joined");
         return;
     }
     // Fan-out: one room message at a time, then a window of them.
@@ -892,6 +895,7 @@ async fn bench(p: Params) {
         }
     }
     let rev_time = t.elapsed();
+    let rev_lost = p.reverse - rev_lat.len();
     println!(
         "  SIP -> room: {} CPIM SENDs, one at a time, in {:.2} s; SEND written -> groupchat stanza read: {}",
         rev_lat.len(),
@@ -904,6 +908,7 @@ async fn bench(p: Params) {
         stats.byes.load(Ordering::Relaxed),
         stats.msrp_errors.load(Ordering::Relaxed)
     );
+    let mut lost = one.expected - one.deliveries + many.expected - many.deliveries;
     if p.burst > 0 {
         // What a MUC does when its XMPP occupants send faster than stox forwards: every
         // room message at once, no window.
@@ -923,6 +928,7 @@ async fn bench(p: Params) {
             &format!("burst, {} room messages written at once", p.burst),
             &b,
         );
+        lost += b.expected - b.deliveries;
         println!(
             "      {} deliveries lost; muc_member_queue drops during the burst: {}",
             b.expected - b.deliveries,
@@ -941,6 +947,21 @@ async fn bench(p: Params) {
         );
     }
     drop(joined);
+    let byes = stats.byes.load(Ordering::Relaxed);
+    let msrp_errors = stats.msrp_errors.load(Ordering::Relaxed);
+    let clean = failures.is_empty()
+        && short_rosters.is_empty()
+        && lost == 0
+        && rev_lost == 0
+        && byes == 0
+        && msrp_errors == 0;
+    assert!(
+        clean || !p.strict,
+        "smoke run: {} failed joins, {} short rosters, {lost} fan-out deliveries lost, \
+         {rev_lost} SIP -> room messages lost, {byes} BYEs, {msrp_errors} MSRP errors",
+        failures.len(),
+        short_rosters.len()
+    );
 }
 
 fn main() {
@@ -955,6 +976,7 @@ fn main() {
             reverse: env("STOX_BENCH_REVERSE", 200),
             burst: env("STOX_BENCH_BURST", 300),
             settle: Duration::from_secs(env("STOX_BENCH_SETTLE_SECS", 35) as u64),
+            strict: false,
         }
     } else {
         Params {
@@ -965,6 +987,7 @@ fn main() {
             reverse: 5,
             burst: 20,
             settle: Duration::ZERO,
+            strict: true,
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
