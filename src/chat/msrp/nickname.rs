@@ -112,7 +112,12 @@ pub fn unquote(v: &str) -> Option<String> {
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => out.push(chars.next()?),
+            // qd-esc (RFC 4975 §9) escapes printable characters only: an escaped control
+            // character would reach the XMPP nickname (fuzz finding F20).
+            '\\' => match chars.next()? {
+                c if c.is_control() => return None,
+                c => out.push(c),
+            },
             '"' => return None,
             c if c.is_control() => return None,
             c => out.push(c),
@@ -136,6 +141,7 @@ mod tests {
             ("\"a\"b\"", None),
             ("\"a\u{7}\"", None),
             ("\"trailing\\\"", None),
+            ("\"a\\\u{0}c\"", None),
         ];
         for (v, want) in table {
             assert_eq!(unquote(v).as_deref(), *want, "{v:?}");
