@@ -18,10 +18,15 @@ use crate::im::SipMessageIn;
 use crate::muc::bridge::Membership;
 use crate::sip::invite::PendingInvite;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_xmpp::minidom::Element;
-use tracing::{debug, info};
+use tracing::info;
+
+/// Stanzas queued for one membership before the router gives up on it.
+const MEMBER_QUEUE: usize = 4096;
 
 /// The memberships, by occupant full JID.
 #[derive(Default)]
@@ -32,6 +37,9 @@ pub struct Rooms {
 
 struct Entry {
     tx: mpsc::Sender<Cmd>,
+    /// Set when a stanza for the membership could not be queued: its view of the room is
+    /// wrong from then on, so it ends rather than go on silently wrong.
+    lost: Arc<AtomicBool>,
     id: u64,
     /// (room, SIP user's AOR): one membership per pair.
     pair: (String, String),
@@ -216,15 +224,25 @@ impl Router {
         let id = self.rooms.next_id;
         let key = occupant.to_string();
         // The MUC sends one presence per occupant on join (hundreds in a big room), then one
-        // stanza at a time; the queue holds the burst so no occupant is lost.
-        let (tx, rx) = mpsc::channel(2048);
-        let fut = room_session::run(self.chat.ctx().clone(), key.clone(), id, start, rx);
+        // stanza at a time; the queue holds the burst of rooms of a few thousand (the channel
+        // allocates as it fills, so an idle membership costs none of it).
+        let (tx, rx) = mpsc::channel(MEMBER_QUEUE);
+        let lost = Arc::new(AtomicBool::new(false));
+        let fut = room_session::run(
+            self.chat.ctx().clone(),
+            key.clone(),
+            id,
+            start,
+            rx,
+            lost.clone(),
+        );
         room_session::spawn_supervised(fut, self.chat.ctx().router.clone(), key.clone(), id);
-        self.rooms.members.insert(key, Entry { tx, id, pair });
+        self.rooms.members.insert(key, Entry { tx, lost, id, pair });
     }
 
     /// A presence or message for a membership's occupant JID: handed to it (`true`), without
-    /// waiting: a membership that cannot keep up loses the stanza, not the router its pace.
+    /// waiting on it. A membership whose queue is full loses the stanza and is told so: it
+    /// ends (503 while joining, BYE after) rather than show the SIP user a wrong room.
     pub(super) fn room_stanza(&mut self, el: &Element) -> bool {
         if !matches!(el.name(), "presence" | "message") {
             return false;
@@ -237,7 +255,12 @@ impl Router {
         };
         if let Err(mpsc::error::TrySendError::Full(_)) = e.tx.try_send(Cmd::Stanza(el.clone())) {
             crate::ops::metrics::get().limit_hit("muc_member_queue");
-            debug!(to, "membership queue full: stanza dropped");
+            if !e.lost.swap(true, Ordering::Relaxed) {
+                info!(
+                    to,
+                    "membership queue full: a stanza is lost, the membership ends"
+                );
+            }
         }
         true
     }

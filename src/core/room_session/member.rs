@@ -42,12 +42,7 @@ struct State {
     end: Option<&'static str>,
 }
 
-pub(super) async fn established(
-    ctx: &Ctx,
-    m: Membership,
-    up: Up,
-    cmds: &mut mpsc::Receiver<Cmd>,
-) -> Outcome {
+pub(super) async fn established(ctx: &Ctx, m: Membership, up: Up, cmds: &mut Cmds<'_>) -> Outcome {
     let Up {
         mut dialog,
         remote,
@@ -135,10 +130,14 @@ pub(super) async fn established(
         };
         tokio::select! {
             c = cmds.recv() => match c {
-                Some(Cmd::Stanza(el)) => on_stanza(ctx, &mut st, &dialog, el).await,
-                Some(Cmd::Stop) | None => {
+                Ok(Some(Cmd::Stanza(el))) => on_stanza(ctx, &mut st, &dialog, el).await,
+                Ok(Some(Cmd::Stop) | None) => {
                     leave(ctx, &st, &dialog).await;
                     break "gateway stopping";
+                }
+                Err(Lost) => {
+                    leave(ctx, &st, &dialog).await;
+                    break "a stanza from the room was lost (queue full)";
                 }
             },
             f = frames.recv() => match f {

@@ -26,6 +26,8 @@ use crate::muc::bridge::Membership;
 use crate::muc::focus::{OccupantList, PresenceEffect};
 use crate::sip::invite::PendingInvite;
 use crate::xmpp::xml::BuilderExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -74,9 +76,20 @@ pub struct Start {
 }
 
 /// Run one membership; the router learns its end through [`Event::RoomEnded`].
-pub async fn run(ctx: Ctx, key: String, id: u64, start: Start, mut cmds: mpsc::Receiver<Cmd>) {
+pub async fn run(
+    ctx: Ctx,
+    key: String,
+    id: u64,
+    start: Start,
+    mut cmds: mpsc::Receiver<Cmd>,
+    lost: Arc<AtomicBool>,
+) {
     let (local, frames) = ctx.transport.open_session(start.offer.tls);
-    let outcome = Box::pin(membership(&ctx, start, &local, frames, &mut cmds)).await;
+    let cmds = Cmds {
+        rx: &mut cmds,
+        lost,
+    };
+    let outcome = Box::pin(membership(&ctx, start, &local, frames, cmds)).await;
     match outcome {
         Outcome::Refused(code) => info!(code, "membership refused"),
         Outcome::Cancelled => info!("membership cancelled before the answer"),
@@ -102,6 +115,28 @@ where
     });
 }
 
+/// The router's commands, and whether it had to drop one.
+pub(super) struct Cmds<'a> {
+    rx: &'a mut mpsc::Receiver<Cmd>,
+    lost: Arc<AtomicBool>,
+}
+
+impl Cmds<'_> {
+    /// The next command; `Err` once the router had to drop a stanza for us (our view of the
+    /// room is then wrong and the membership must end).
+    pub(super) async fn recv(&mut self) -> Result<Option<Cmd>, Lost> {
+        let c = self.rx.recv().await;
+        if self.lost.load(Ordering::Relaxed) {
+            return Err(Lost);
+        }
+        Ok(c)
+    }
+}
+
+/// A stanza for the membership was dropped (its queue was full).
+#[derive(Debug)]
+pub(super) struct Lost;
+
 /// How a membership ended (for the log).
 enum Outcome {
     /// The MUC refused the join; the INVITE got this code.
@@ -123,7 +158,7 @@ async fn membership(
     start: Start,
     local: &MsrpUri,
     frames: mpsc::Receiver<Box<crate::chat::transport::Inbound>>,
-    cmds: &mut mpsc::Receiver<Cmd>,
+    mut cmds: Cmds<'_>,
 ) -> Outcome {
     let Start {
         pending,
@@ -133,7 +168,7 @@ async fn membership(
         mut membership,
         join_timeout,
     } = start;
-    let joined = match join(ctx, &mut membership, join_timeout, cmds).await {
+    let joined = match join(ctx, &mut membership, join_timeout, &mut cmds).await {
         Ok(j) => j,
         Err(status) => {
             info!(%call_id, code = status.code, "the MUC refused the SIP user");
@@ -178,7 +213,7 @@ async fn membership(
         occupants: joined.occupants,
         early: joined.early,
     };
-    Box::pin(member::established(ctx, membership, up, cmds)).await
+    Box::pin(member::established(ctx, membership, up, &mut cmds)).await
 }
 
 /// MUC-19: enter the room, trying the next nickname on a conflict. `Err` is the INVITE's
@@ -187,7 +222,7 @@ async fn join(
     ctx: &Ctx,
     m: &mut Membership,
     timeout: Duration,
-    cmds: &mut mpsc::Receiver<Cmd>,
+    cmds: &mut Cmds<'_>,
 ) -> Result<Joined, SipStatus> {
     let base = m.nick.clone();
     let deadline = Instant::now() + timeout;
@@ -204,9 +239,15 @@ async fn join(
             }
         };
         let el = match cmd {
-            Some(Cmd::Stanza(el)) => el,
-            Some(Cmd::Stop) | None => {
+            Ok(Some(Cmd::Stanza(el))) => el,
+            Ok(Some(Cmd::Stop) | None) => {
                 return Err(SipStatus::with_reason(503, "Service Unavailable"));
+            }
+            Err(Lost) => {
+                // Part of the room's roster burst was dropped: better a clear failure the
+                // caller can retry than a member with a wrong roster.
+                send_presence(ctx, m, PresenceType::Unavailable).await;
+                return Err(SipStatus::with_reason(503, "Room Roster Lost"));
             }
         };
         if el.name() != "presence" {
