@@ -117,8 +117,8 @@ def test_muc_19_members_only_room_refuses_the_invite(alice, ua, run_id):
                           "</query>")
     with pytest.raises(SipError) as e:
         join(ua, room)
-    # XEP-0045 registration-required -> RFC 7247 Table E1.
-    assert 400 <= e.value.code < 500, e.value.code
+    # XEP-0045 registration-required: Table E1's 407 would need a challenge stox cannot make: 403.
+    assert e.value.code == 403, e.value.code
 
 
 def test_muc_18_room_invite_without_msrp_is_488(ua, stox, run_id):
@@ -246,3 +246,23 @@ def test_muc_two_sip_users_talk_through_the_xmpp_room(alice, room_ua, run_id):
         other.stop()
     assert other.violations == [], other.violations
     romeo.leave()
+
+
+def test_muc_19_password_protected_room_refuses_the_invite_with_403(alice, ua, run_id):
+    room = make_room(alice, "w" + run_id)
+    alice.iq(room, "set", "<query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' "
+                          "type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig"
+                          "</value></field><field var='muc#roomconfig_passwordprotectedroom'><value>1</value></field>"
+                          "<field var='muc#roomconfig_roomsecret'><value>capulet</value></field></x></query>")
+    with pytest.raises(SipError) as e:
+        join(ua, room)
+    # XEP-0045 not-authorized: 401 without a challenge would be wrong; 403.
+    assert e.value.code == 403, e.value.code
+
+
+def test_muc_destroyed_room_ends_the_sip_session(alice, room_ua, run_id):
+    room = make_room(alice, "d" + run_id)
+    rs = room_ua.join("sip:" + room, GW, ROMEO_URI, nickname="Romeo")
+    alice.iq(room, "set", "<query xmlns='http://jabber.org/protocol/muc#owner'>"
+                          "<destroy><reason>closing</reason></destroy></query>")
+    assert rs.wait_bye(10), "the SIP user's session ends with BYE when the room is destroyed"
