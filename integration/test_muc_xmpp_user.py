@@ -35,6 +35,15 @@ def focus(stox):
 
 
 @pytest.fixture
+def bob(stox):
+    from xmpp_helper import XmppClient
+    from topology import C2S_PORT, XMPP_DOMAIN
+    c = XmppClient("bob@%s" % XMPP_DOMAIN, "bobpass", port=C2S_PORT).connect()
+    yield c
+    c.close()
+
+
+@pytest.fixture
 def romeo(focus):
     """A SIP participant already in sip:capulet@rooms.test, joined straight at the focus."""
     from msrp_room import RoomUa
@@ -188,3 +197,32 @@ def test_muc_32_a_sip_room_looks_like_a_room_and_is_not_administered(alice, focu
     assert 'var="http://jabber.org/protocol/muc"' in raw, raw
     kind, info = alice.iq(room, "get", "<query xmlns='http://jabber.org/protocol/muc#owner'/>")
     assert kind == "error" and "feature-not-implemented" in info["raw"], info
+
+
+def test_muc_16_mediated_invitation_becomes_refer(alice, focus, romeo, run_id):
+    room = room_jid("capulet")
+    mark = join(alice, room, "alice")
+    alice.wait_presence(lambda p: p.frm == room + "/alice" and p.type is None, since=mark, what="alice in")
+    alice.send_raw("<message to='%s'><x xmlns='%s'><invite to='benvolio\\40montague.test@%s'/></x></message>"
+                   % (room, MUC_USER, COMPONENT))
+    focus._wait(lambda: focus.refers, 10, "the REFER at the focus")
+    assert focus.refers[-1]["refer_to"] == "sip:benvolio@montague.test", focus.refers
+    alice.send_raw("<presence to='%s/alice' type='unavailable'/>" % room)
+
+
+def test_muc_two_xmpp_users_talk_through_a_sip_room(alice, bob, focus, romeo, run_id):
+    room = room_jid("capulet")
+    for client, nick in ((alice, "alice"), (bob, "bob")):
+        mark = join(client, room, nick)
+        client.wait_presence(lambda p, n=nick: p.frm == "%s/%s" % (room, n) and p.type is None, since=mark,
+                             what="%s in" % nick)
+    alice.wait_presence(lambda p: p.frm == room + "/bob" and p.type is None, what="bob as an occupant for alice")
+    romeo.wait_roster(lambda r: {"alice", "bob"} <= set(romeo.nicks()))
+    text = "Two households " + run_id
+    bob.send_message(room, text, type="groupchat")
+    got = alice.wait_message(lambda m: m.body == text, what="bob's message through the SIP room")
+    assert got.frm == room + "/bob" and got.type == "groupchat", got.raw
+    assert romeo.wait_message(lambda m: m["text"] == text)["nick"] == "bob"
+    for client, nick in ((alice, "alice"), (bob, "bob")):
+        client.send_raw("<presence to='%s/%s' type='unavailable'/>" % (room, nick))
+    focus.wait_participants(lambda ps: [p["nick"] for p in ps] == ["Romeo"], room="capulet")

@@ -162,6 +162,32 @@ impl Established {
         code
     }
 
+    /// As a chat-room participant: invite `target` (a SIP URI) into the room with a REFER in
+    /// this dialog (RFC 7702 §5.7, MUC-16); the final response's code (408 when none).
+    pub async fn refer(&self, target: &str) -> u16 {
+        let mut request = self.dialog.create_request(Method::REFER, None);
+        request
+            .headers
+            .insert(Name::REFER_TO, format!("<{target}>"));
+        request.headers.insert(Name::ACCEPT, "message/sipfrag");
+        let mut tp = self.dialog.target_tp_info.lock().await;
+        trace!(target: "wire::sip", call_id = %self.call_id, "-> REFER");
+        let sent = self.dialog.endpoint.send_request(request, &mut tp).await;
+        drop(tp);
+        let code = match sent {
+            Ok(mut tsx) => tsx
+                .receive_final()
+                .await
+                .map_or(408, |r| r.line.code.into_u16()),
+            Err(e) => {
+                debug!(error = ?e, "REFER not sent");
+                503
+            }
+        };
+        crate::ops::metrics::get().sip(crate::ops::metrics::Dir::Out, "REFER", code);
+        code
+    }
+
     /// As a chat room's participant: the dialog also takes the focus's NOTIFYs (MUC-7).
     pub fn serve_conference(&mut self) {
         let (tx, events) = mpsc::channel(8);

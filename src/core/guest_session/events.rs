@@ -2,6 +2,7 @@
 //! the switch's MSRP events, and leaving.
 
 use super::*;
+use crate::addr::Jid;
 
 /// MUC-7: (re)subscribe to the room's conference package. Without a subscription the user
 /// still enters the room, seeing only itself.
@@ -101,7 +102,7 @@ pub(super) async fn roster_outputs(ctx: &Ctx, st: &mut State, dialog: &Establish
 }
 
 /// A stanza from the user; `true` when the user left the room.
-pub(super) async fn on_user(ctx: &Ctx, st: &mut State, el: Element) -> bool {
+pub(super) async fn on_user(ctx: &Ctx, st: &mut State, dialog: &Established, el: Element) -> bool {
     match el.name() {
         "presence" => {
             let Ok(p) = Presence::try_from(el) else {
@@ -132,6 +133,10 @@ pub(super) async fn on_user(ctx: &Ctx, st: &mut State, el: Element) -> bool {
             let Ok(msg) = Message::try_from(el.clone()) else {
                 return false;
             };
+            if let Some(x) = el.get_child("x", xmpp_parsers::ns::MUC_USER) {
+                invite(ctx, dialog, &el, x).await;
+                return false;
+            }
             let roster = &st.roster;
             let entity_of = |nick: &str| {
                 roster
@@ -243,6 +248,31 @@ pub(super) async fn on_msrp(ctx: &Ctx, st: &mut State, dialog: &Established, e: 
             }
         }
         msrp::Event::Delivered(_) | msrp::Event::Nickname { .. } => {}
+    }
+}
+
+/// MUC-16: a mediated invitation (XEP-0045 §7.8.2) becomes a REFER to the focus per invitee;
+/// a refusal or an invitee without a SIP address is an error to the user.
+async fn invite(ctx: &Ctx, dialog: &Established, el: &Element, x: &Element) {
+    for inv in x.children().filter(|c| c.name() == "invite") {
+        let target = inv
+            .attr("to")
+            .and_then(|t| Jid::new(t).ok())
+            .and_then(|j| ctx.map.jid_to_sip(&Jid::from(j.to_bare())).ok());
+        let err = match target {
+            None => Some(
+                XmppError::new(DefinedCondition::JidMalformed)
+                    .with_text("the invitee has no SIP address"),
+            ),
+            Some(addr) => {
+                let code = dialog.refer(&addr.to_uri()).await;
+                (!(200..300).contains(&code)).then(|| crate::errmap::sip_to_xmpp(code, None, None))
+            }
+        };
+        if let Some(err) = err {
+            let reply = service::error_reply(el, err, ctx.map.component());
+            send(ctx, reply).await;
+        }
     }
 }
 

@@ -284,7 +284,7 @@ async fn guest_task(
         tokio::select! {
             c = cmds.recv() => match c {
                 Some(Cmd::Stanza(el)) => {
-                    if on_user(ctx, &mut st, el).await {
+                    if on_user(ctx, &mut st, &dialog, el).await {
                         // MUC-17: the user left.
                         release.now().await;
                         leave(ctx, &mut st, &dialog, None).await;

@@ -31,7 +31,14 @@ fn conference_notify(req: &IncomingRequest) -> (u16, Option<InDialog>) {
                 .eq_ignore_ascii_case("conference")
         });
     if !is_conference {
-        return (489, None);
+        // The implicit subscription of our REFER (RFC 3515 §2.4.4, MUC-16): its progress is
+        // taken and not followed (XMPP has nothing to carry it); other packages are 489.
+        let is_refer = req
+            .headers
+            .get_named::<ezk_sip_types::header::typed::Event>()
+            .ok()
+            .is_some_and(|e| e.0.split(';').next().unwrap_or("").trim() == "refer");
+        return (if is_refer { 200 } else { 489 }, None);
     }
     let terminated = req
         .headers
