@@ -221,8 +221,24 @@ def test_muc_23_private_message_to_nobody_fails_with_404(alice, room_ua, run_id)
     room = make_room(alice, "p" + run_id)
     rs = room_ua.join("sip:" + room, GW, ROMEO_URI, nickname="Romeo")
     mid = rs.send_private("sip:%s;gr=nobody" % room, "anyone there?")
-    report = rs.session.wait_report(mid, timeout=10)
-    assert report["code"] == 404, report
+    assert rs.wait_response(mid) == 404, "RFC 7701 §6.2: no such participant"
+    rs.leave()
+
+
+def test_muc_24_the_room_refusing_a_message_is_the_sends_answer(alice, room_ua, run_id):
+    room = make_room(alice, "v" + run_id)
+    # A moderated room: visitors may not speak.
+    alice.iq(room, "set", "<query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' "
+                          "type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig"
+                          "</value></field><field var='muc#roomconfig_moderatedroom'><value>1</value></field></x>"
+                          "</query>")
+    rs = room_ua.join("sip:" + room, GW, ROMEO_URI, nickname="Romeo")
+    # The moderator takes Romeo's voice (XEP-0045 §8.4; ejabberd makes newcomers participants).
+    alice.iq(room, "set", "<query xmlns='http://jabber.org/protocol/muc#admin'>"
+                          "<item nick='Romeo' role='visitor'/></query>")
+    rs.wait_roster(lambda r: any(u["nick"] == "Romeo" and "visitor" in u["roles"] for u in r.values()))
+    mid = rs.send_room("may I speak? " + run_id)
+    assert rs.wait_response(mid) == 403, "MUC-24: the MUC's refusal is the SEND's own response"
     rs.leave()
 
 

@@ -164,6 +164,10 @@ pub struct Session {
     queued: HashMap<String, (u64, VecDeque<Frame>)>,
     /// NICKNAME requests waiting for the driver's answer (RFC 7701 §7).
     nicknames: VecDeque<Frame>,
+    /// Answers to complete messages are held for the driver (MUC-24).
+    defer: bool,
+    /// Held answers: (the message's first tid, its last chunk, deadline).
+    deferred: VecDeque<(String, Frame, Instant)>,
 }
 
 impl Session {
@@ -187,6 +191,8 @@ impl Session {
             chatroom: false,
             queued: HashMap::new(),
             nicknames: VecDeque::new(),
+            defer: false,
+            deferred: VecDeque::new(),
         }
     }
 
@@ -231,11 +237,15 @@ impl Session {
             .filter(|m| m.chunks_open == 0)
             .map(|m| m.sent_at + REPORT_WAIT)
             .min();
-        tx.into_iter().chain(rep).min()
+        tx.into_iter()
+            .chain(rep)
+            .chain(self.deferred_timeout())
+            .min()
     }
 
     /// Expire transactions (408, RFC 4975 §7.1.1) and forget old report waits.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire_deferred(now);
         let expired: Vec<String> = self
             .pending
             .iter()
@@ -513,6 +523,8 @@ impl Session {
     }
 }
 
+#[path = "deferred.rs"]
+pub mod deferred;
 #[path = "session_in.rs"]
 mod incoming;
 #[path = "nickname.rs"]

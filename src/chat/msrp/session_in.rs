@@ -5,7 +5,6 @@ use super::*;
 
 impl Session {
     pub(super) fn on_send(&mut self, now: Instant, f: Frame) {
-        let _ = now;
         let to_ok = f
             .header("To-Path")
             .and_then(MsrpUri::parse_path)
@@ -109,11 +108,13 @@ impl Session {
                     self.respond(&f, 503, "Recipient Unavailable");
                     return;
                 }
-                self.respond(&f, 200, "OK");
                 let (tid, success_report) = self
                     .first_tid
                     .remove(&mid)
                     .unwrap_or_else(|| (f.tid.clone(), false));
+                if !self.hold_answer(now, &tid, &f) {
+                    self.respond(&f, 200, "OK");
+                }
                 let failure_report = f
                     .header("Failure-Report")
                     .map_or(true, |v| !v.eq_ignore_ascii_case("no"));

@@ -57,6 +57,8 @@ pub(super) async fn established(ctx: &Ctx, m: Membership, up: Up, cmds: &mut Cmd
     settings.validate = Some(bridge::check);
     let mut session = Session::new(local, remote.path.clone(), settings, ctx.budget.clone());
     session.set_chatroom();
+    // MUC-24: a SEND is answered once the MUC has reflected it (or refused it).
+    session.defer_answers();
     let notifier = Notifier::new(m.room_uri.clone());
     let mut st = State {
         m,
@@ -344,20 +346,31 @@ async fn on_message(ctx: &Ctx, st: &mut State, dialog: &Established, el: Element
     let Ok(msg) = Message::try_from(el) else {
         return;
     };
+    let id = msg.id.as_ref().map(|i| i.0.clone());
+    let ours = id.as_ref().is_some_and(|i| st.sent_ids.contains(i));
     if msg.type_ == MessageType::Error {
-        // The MUC refused a message of the user's (MUC-24): a failure REPORT.
-        if let Some(id) = msg.id.as_ref().map(|i| i.0.clone()) {
-            if st.sent_ids.contains(&id) {
-                let code = msg
-                    .payloads
-                    .iter()
-                    .find(|p| p.name() == "error")
-                    .and_then(|p| StanzaError::try_from(p.clone()).ok())
-                    .map_or(400, |e| msrp_code(&e));
-                st.session.report_failed(&id, code);
-            }
+        // The MUC refused a message of the user's (MUC-24): the SEND's answer, or a failure
+        // REPORT once it was answered.
+        if let (true, Some(id)) = (ours, &id) {
+            let code = msg
+                .payloads
+                .iter()
+                .find(|p| p.name() == "error")
+                .and_then(|p| StanzaError::try_from(p.clone()).ok())
+                .map_or(400, |e| msrp_code(&e));
+            answer(st, id, code);
         }
         return;
+    }
+    let reflection = msg.type_ == MessageType::Groupchat
+        && msg
+            .from
+            .as_ref()
+            .and_then(|f| f.resource())
+            .is_some_and(|n| n.as_str() == st.m.nick);
+    if let (true, true, Some(id)) = (reflection, ours, &id) {
+        // MUC-24: the room took it; the SEND gets its 200 now.
+        answer(st, id, 200);
     }
     if msg.type_ == MessageType::Groupchat && msg.bodies.is_empty() {
         if let Some((_, s)) = msg.get_best_subject(vec![]) {
@@ -378,6 +391,14 @@ async fn on_message(ctx: &Ctx, st: &mut State, dialog: &Established, el: Element
         );
     }
     let _ = ctx;
+}
+
+/// The answer to the user's message `tid`: its SEND's held response, or (once that went out)
+/// a failure REPORT for a refusal.
+fn answer(st: &mut State, tid: &str, code: u16) {
+    if !st.session.answer_message(tid, code) && code != 200 {
+        st.session.report_failed(tid, code);
+    }
 }
 
 /// MUC-24: the MUC's refusal of a message as an MSRP code.
@@ -402,20 +423,22 @@ async fn on_msrp(ctx: &Ctx, st: &mut State, e: msrp::Event) {
                             });
                     if private_to_stranger {
                         // RFC 7701 §6.2: no such participant.
-                        st.session.report_failed(&r.tid, 404);
+                        answer(st, &r.tid, 404);
                         return;
                     }
+                    let private = msg.type_ == MessageType::Chat;
                     if st.sent_ids.len() >= REMEMBERED_IDS {
                         st.sent_ids.pop_front();
                     }
                     st.sent_ids.push_back(r.tid.clone());
                     if ctx.xmpp.send(Element::from(*msg)).await.is_err() {
-                        st.session.report_failed(&r.tid, 503);
+                        answer(st, &r.tid, 503);
+                    } else if private {
+                        // A MUC does not reflect private messages: passed on is all we learn.
+                        answer(st, &r.tid, 200);
                     }
                 }
-                Err(code) => {
-                    st.session.report_failed(&r.tid, code);
-                }
+                Err(code) => answer(st, &r.tid, code),
             }
         }
         msrp::Event::Nickname { tid, nickname } => {
