@@ -61,3 +61,24 @@ def test_comp_6_xmpp_server_restart(stox, xmpp_server, uas, kit, run_id):
     finally:
         alice.close()
     assert stox.alive() and stox.proc.pid == pid_before, "stox was restarted/died during the XMPP server restart"
+
+
+def test_muc_memberships_end_when_the_xmpp_link_goes_down(stox, xmpp_server, run_id):
+    """A SIP user in an XMPP room (RFC 7702 §6) rides on the component stream: when the server goes away, the
+    membership ends with BYE rather than leave the SIP user in a room nobody sees it in."""
+    from msrp_room import RoomUa
+    from test_muc_sip_user import make_room
+    from topology import MSRP_DOMAIN
+    alice = XmppClient("alice@%s" % XMPP_DOMAIN, "alicepass", port=C2S_PORT).connect()
+    ua = RoomUa(user="romeo").start()
+    try:
+        room = make_room(alice, "l" + run_id)
+        rs = ua.join("sip:" + room, ("127.0.0.1", GW_PORT), "sip:romeo@%s" % MSRP_DOMAIN, nickname="Romeo")
+        alice.close()
+        xmpp_server.stop()
+        assert rs.wait_bye(10), "no BYE to the SIP room member when the XMPP link went down\n" + stox.tail(30)
+    finally:
+        ua.stop()
+        if not xmpp_server.running:
+            xmpp_server.start()
+    assert ua.violations == [], ua.violations

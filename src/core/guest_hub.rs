@@ -225,6 +225,14 @@ impl Router {
         }
     }
 
+    /// The XMPP link went down: every guest leaves its SIP room (BYE); its user can join
+    /// again once the link is back.
+    pub(super) fn guest_link_lost(&mut self) {
+        for e in self.guests.guests.values() {
+            let _ = e.tx.try_send(Cmd::LinkLost);
+        }
+    }
+
     /// Stop every guest (shutdown): each sends BYE and tells its user it left.
     pub(super) async fn guest_stop_all(&mut self) {
         for e in self.guests.guests.values() {

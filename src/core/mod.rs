@@ -286,6 +286,9 @@ impl Router {
                 self.presence.handle(clock, presub::Input::LinkUp);
             }
             LinkEvent::Down => {
+                // RFC 7702 memberships ride on the component stream: they end with it.
+                self.room_link_lost();
+                self.guest_link_lost();
                 // COMP-6: stanzas in flight are lost with the stream; the SIP senders
                 // still waiting must not be told 200 for something that may not arrive.
                 let pending = self.bounce.drain();

@@ -272,6 +272,16 @@ impl Router {
         }
     }
 
+    /// The XMPP link went down: every membership ends with BYE (the MUC lost the occupant
+    /// with the stream; the SIP user can join again once the link is back).
+    pub(super) fn room_link_lost(&mut self) {
+        for e in self.rooms.members.values() {
+            if e.tx.try_send(Cmd::LinkLost).is_err() {
+                e.lost.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Stop every membership (shutdown): each leaves its room and sends BYE.
     pub(super) async fn room_stop_all(&mut self) {
         for e in self.rooms.members.values() {

@@ -45,6 +45,9 @@ pub enum Cmd {
     Stanza(Element),
     /// The gateway is stopping.
     Stop,
+    /// The XMPP link went down: the user is gone from the gateway's view; the SIP room is
+    /// left (BYE).
+    LinkLost,
 }
 
 /// How the guest starts.
@@ -294,6 +297,11 @@ async fn guest_task(
                 Some(Cmd::Stop) | None => {
                     leave(ctx, &mut st, &dialog, Some("332")).await;
                     return "gateway stopping";
+                }
+                Some(Cmd::LinkLost) => {
+                    release.now().await;
+                    Box::pin(dialog.bye()).await;
+                    return "the XMPP link went down";
                 }
             },
             f = frames.recv() => match f {

@@ -137,6 +137,10 @@ pub(super) async fn established(ctx: &Ctx, m: Membership, up: Up, cmds: &mut Cmd
                     leave(ctx, &st, &dialog).await;
                     break "gateway stopping";
                 }
+                Ok(Some(Cmd::LinkLost)) => {
+                    Box::pin(dialog.bye()).await;
+                    break "the XMPP link went down";
+                }
                 Err(Lost) => {
                     leave(ctx, &st, &dialog).await;
                     break "a stanza from the room was lost (queue full)";

@@ -57,6 +57,9 @@ pub enum Cmd {
     Stanza(Element),
     /// The gateway is stopping.
     Stop,
+    /// The XMPP link went down: the MUC no longer sees the occupant (the stream that carried
+    /// it is gone), so the membership ends rather than pretend.
+    LinkLost,
 }
 
 /// How the membership starts.
@@ -240,7 +243,7 @@ async fn join(
         };
         let el = match cmd {
             Ok(Some(Cmd::Stanza(el))) => el,
-            Ok(Some(Cmd::Stop) | None) => {
+            Ok(Some(Cmd::Stop | Cmd::LinkLost) | None) => {
                 return Err(SipStatus::with_reason(503, "Service Unavailable"));
             }
             Err(Lost) => {
