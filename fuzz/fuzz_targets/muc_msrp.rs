@@ -7,7 +7,9 @@
 //!   every NICKNAME reaching the driver is answered, alternately 200 and 425.
 //!   Invariants: no panic; every frame the session writes decodes as one frame; a nickname
 //!   handed to the driver is 1..=1023 characters without control characters and survives
-//!   `quote` -> `unquote`; answering it writes exactly one response.
+//!   `quote` -> `unquote`; answering it writes exactly one response. Complete messages are
+//!   held (MUC-24): every other one is answered (200, 403), once only; the others are
+//!   answered when their time is up, after which no held answer has a deadline in the past.
 //! * 1: a SEND body (CPIM when it parses as one) from a SIP user in an XMPP room through
 //!   `muc::bridge::from_sip`. Invariants: a refusal is 400, 403, 404 or 415, and `check`
 //!   refuses exactly what `from_sip` refuses for content; an accepted message has a non-empty
@@ -57,8 +59,10 @@ fn session(data: &[u8]) {
     };
     let mut s = Session::new(me, vec![peer], settings, Budget::new(8192));
     s.set_chatroom();
+    s.defer_answers();
     let now = std::time::Instant::now();
     let mut answer_ok = true;
+    let mut held: Vec<String> = Vec::new();
     for f in frames(data) {
         s.handle_frame(now, f);
         let mut asks = Vec::new();
@@ -72,7 +76,17 @@ fn session(data: &[u8]) {
                     assert_eq!(unquote(&quote(&nickname)).as_deref(), Some(nickname.as_str()));
                     asks.push(tid);
                 }
+                Output::Event(Event::Message(r)) => held.push(r.tid),
                 Output::Event(_) => {}
+            }
+        }
+        // Complete messages wait for the driver (MUC-24): answer every other one, 200 and
+        // 403 in turn; the rest are answered by the timeout below.
+        for (i, tid) in held.drain(..).enumerate() {
+            if i % 2 == 0 {
+                let code = if i % 4 == 0 { 200 } else { 403 };
+                assert!(s.answer_message(&tid, code), "a held message was forgotten");
+                assert!(!s.answer_message(&tid, code), "a message answered twice");
             }
         }
         for tid in asks {
@@ -91,6 +105,18 @@ fn session(data: &[u8]) {
             assert!(writes <= 1, "more than one response to one NICKNAME");
         }
     }
+    // Whatever is still held is answered when its time is up, and nothing stays held.
+    let later = now + std::time::Duration::from_secs(60);
+    s.handle_timeout(later);
+    while let Some(o) = s.poll_output() {
+        if let Output::Write(b) = o {
+            assert_eq!(frames(&b).len(), 1, "a bad late answer");
+        }
+    }
+    assert!(
+        s.poll_timeout().is_none_or(|t| t > later),
+        "a held answer outlived its deadline"
+    );
 }
 
 fn sip_user_in_xmpp_room(data: &[u8]) {
