@@ -186,6 +186,15 @@ def test_muc_9_malformed_conference_documents_never_break_the_room(alice, focus,
     me = alice.wait_presence(lambda p: p.frm == room + "/alice" and p.type is None, since=mark, timeout=15,
                              what="alice's self-presence despite unreadable documents")
     assert "110" in statuses(me.raw), me.raw
+    # ... and every unreadable document was answered 400 (RFC 4575 §4.2 wants the namespace).
+    from msrp_ua import parse_sip
+    codes = set()
+    for _, kind, raw in list(focus.trace):
+        if kind == "sip-rx":
+            r = parse_sip(raw)
+            if r.get("code") and "NOTIFY" in r["headers"].get("CSeq", ""):
+                codes.add(r["code"])
+    assert codes == {400}, "NOTIFY responses from stox: %r" % codes
     focus.faults = set()
 
 

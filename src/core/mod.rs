@@ -22,6 +22,9 @@ mod room_hub;
 pub mod room_session;
 pub mod store_writer;
 
+mod event;
+pub use event::Event;
+
 use crate::addr::AddressMap;
 use crate::config::InboundType;
 use crate::errmap::{self, DefinedCondition, SipStatus, StanzaError, Target, XmppError};
@@ -57,47 +60,6 @@ pub struct RouterConfig {
     pub presence: presub::Settings,
     /// Admin commands, reload and the effective configuration.
     pub ops: admin::Ops,
-}
-
-/// Everything the router reacts to.
-#[derive(Debug)]
-pub enum Event {
-    /// From the XMPP link.
-    Xmpp(LinkEvent),
-    /// From the SIP layer (boxed: a request with its transaction is large).
-    Sip(Box<SipEvent>),
-    /// The final response to a presence request the router sent.
-    PresenceResponse(presub::ReqId, presub::SipResponseIn),
-    /// Reload the configuration file (SIGHUP); the outcome goes back on the channel.
-    Reload(tokio::sync::oneshot::Sender<admin::ReloadResult>),
-    /// A call ended.
-    CallEnded {
-        /// Its (XMPP user, sid) key.
-        key: (String, String),
-    },
-    /// A SIP user's membership in an XMPP room ended.
-    RoomEnded {
-        /// Its occupant JID.
-        key: String,
-        /// Its id.
-        id: u64,
-    },
-    /// An XMPP user's presence in a SIP room ended.
-    GuestEnded {
-        /// Its (user's full JID, room JID).
-        key: (String, String),
-        /// Its id.
-        id: u64,
-    },
-    /// A chat session ended.
-    ChatEnded {
-        /// Its key.
-        key: (String, String),
-        /// Its id.
-        id: u64,
-        /// What it leaves behind.
-        ended: chat_session::Ended,
-    },
 }
 
 /// The router task's state.
