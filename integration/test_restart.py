@@ -71,6 +71,7 @@ def test_muc_memberships_end_when_the_xmpp_link_goes_down(stox, xmpp_server, run
     from topology import MSRP_DOMAIN
     alice = XmppClient("alice@%s" % XMPP_DOMAIN, "alicepass", port=C2S_PORT).connect()
     ua = RoomUa(user="romeo").start()
+    online_before = stox.online_count_total()
     try:
         room = make_room(alice, "l" + run_id)
         rs = ua.join("sip:" + room, ("127.0.0.1", GW_PORT), "sip:romeo@%s" % MSRP_DOMAIN, nickname="Romeo")
@@ -81,4 +82,6 @@ def test_muc_memberships_end_when_the_xmpp_link_goes_down(stox, xmpp_server, run
         ua.stop()
         if not xmpp_server.running:
             xmpp_server.start()
+        # The tests after this one need the component back on the server.
+        stox.wait_ready(30, online_before)
     assert ua.violations == [], ua.violations
