@@ -20,6 +20,7 @@ pub mod ice;
 pub mod jingle;
 pub mod model;
 pub mod reason;
+pub mod relay;
 pub mod sdp;
 
 #[cfg(test)]

@@ -1,0 +1,283 @@
+//! The task that moves one relayed call's packets: four sockets (RTP and RTCP toward each
+//! side), a [`Latch`] per socket, and the no-media timer. Packets are forwarded as they
+//! are: RTP, RTCP and SRTP alike (the relay never looks inside beyond telling RTCP from RTP
+//! on a muxed port, RFC 5761 §4).
+//!
+//! The [`Relay`] handle is owned by the call's task; dropping it stops the task and closes
+//! the sockets, which returns the ports to the range.
+
+use super::latch::Latch;
+use super::ports::CallPorts;
+use super::{MediaOut, Side};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Packet counters of one call (read by tests and the benchmark).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Forwarded from the XMPP party to the SIP party.
+    pub x_to_s: AtomicU64,
+    /// Forwarded from the SIP party to the XMPP party.
+    pub s_to_x: AtomicU64,
+    /// Dropped: from an address outside the call's negotiation, or with nowhere to go yet.
+    pub dropped: AtomicU64,
+}
+
+/// One relayed call.
+#[derive(Debug)]
+pub struct Relay {
+    updates: mpsc::UnboundedSender<MediaOut>,
+    timed_out: Option<oneshot::Receiver<()>>,
+    stats: Arc<Stats>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Relay {
+    /// Start relaying on `ports`. `x_signalling` / `s_signalling` are the IPs each party's
+    /// signalling came from, when known (they may latch from there, for NAT). `timeout`:
+    /// end the call after this long without a packet on either leg (`None`: never).
+    pub fn spawn(
+        ports: CallPorts,
+        x_signalling: Option<IpAddr>,
+        s_signalling: Option<IpAddr>,
+        timeout: Option<Duration>,
+    ) -> std::io::Result<Relay> {
+        let sock = |s: std::net::UdpSocket| UdpSocket::from_std(s);
+        let legs = Legs {
+            x_rtp: sock(ports.x.0)?,
+            x_rtcp: sock(ports.x.1)?,
+            s_rtp: sock(ports.s.0)?,
+            s_rtcp: sock(ports.s.1)?,
+        };
+        let (updates, rx) = mpsc::unbounded_channel();
+        let (tx_timeout, timed_out) = oneshot::channel();
+        let stats = Arc::new(Stats::default());
+        let state = State {
+            x: (Latch::new(x_signalling), Latch::new(x_signalling)),
+            s: (Latch::new(s_signalling), Latch::new(s_signalling)),
+            both_ways: (false, false),
+            last: Instant::now(),
+            stats: stats.clone(),
+        };
+        let task = tokio::spawn(run(legs, state, rx, timeout, tx_timeout));
+        Ok(Relay {
+            updates,
+            timed_out: Some(timed_out),
+            stats,
+            task,
+        })
+    }
+
+    /// Tell the relay what the call machine decided.
+    pub fn update(&self, m: MediaOut) {
+        // The task only ends when this handle drops or the media timed out; an update
+        // after a timeout has nothing left to change.
+        let _ = self.updates.send(m);
+    }
+
+    /// Resolves once the call's media has stopped for the timeout; never otherwise.
+    pub async fn timed_out(&mut self) {
+        match self.timed_out.as_mut() {
+            Some(rx) => {
+                if rx.await.is_ok() {
+                    self.timed_out = None;
+                    return;
+                }
+                // The task ended without a timeout (aborted): never resolve again.
+                self.timed_out = None;
+                std::future::pending().await
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The call's packet counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+}
+
+struct Legs {
+    x_rtp: UdpSocket,
+    x_rtcp: UdpSocket,
+    s_rtp: UdpSocket,
+    s_rtcp: UdpSocket,
+}
+
+struct State {
+    /// (RTP, RTCP) latches of each side.
+    x: (Latch, Latch),
+    s: (Latch, Latch),
+    /// Whether each side's last description has media both ways.
+    both_ways: (bool, bool),
+    /// The last packet forwarded, or the moment both sides last resumed media.
+    last: Instant,
+    stats: Arc<Stats>,
+}
+
+/// Which of the four sockets a packet came in on.
+#[derive(Clone, Copy)]
+enum Port {
+    XRtp,
+    XRtcp,
+    SRtp,
+    SRtcp,
+}
+
+impl State {
+    fn apply(&mut self, m: MediaOut) {
+        let MediaOut::Peer(p) = m else { return };
+        let (latches, both) = match p.side {
+            Side::X => (&mut self.x, &mut self.both_ways.0),
+            Side::S => (&mut self.s, &mut self.both_ways.1),
+        };
+        latches.0.negotiate(p.rtp);
+        latches.1.negotiate(p.rtcp);
+        *both = p.both_ways;
+        // Leaving hold starts the no-media timer afresh: the silence of the hold is not
+        // the media stopping.
+        if self.both_ways != (true, true) || !p.both_ways {
+            return;
+        }
+        self.last = Instant::now();
+    }
+
+    /// Where a packet from `src` on `port` goes: the socket to send it from and the address.
+    fn route(&mut self, port: Port, src: SocketAddr, rtcp: bool) -> Option<(Port, SocketAddr)> {
+        let (from, to, out_rtp, out_rtcp) = match port {
+            Port::XRtp | Port::XRtcp => (&mut self.x, &self.s, Port::SRtp, Port::SRtcp),
+            Port::SRtp | Port::SRtcp => (&mut self.s, &self.x, Port::XRtp, Port::XRtcp),
+        };
+        let on_rtcp_port = matches!(port, Port::XRtcp | Port::SRtcp);
+        let ok = if on_rtcp_port {
+            from.1.accept(src)
+        } else {
+            from.0.accept(src)
+        };
+        if !ok {
+            return None;
+        }
+        // RTCP arriving on the RTP port (rtcp-mux) still goes to the other side's RTCP
+        // destination, which is its RTP address when it muxes too.
+        if on_rtcp_port || rtcp {
+            to.1.destination().map(|d| (out_rtcp, d))
+        } else {
+            to.0.destination().map(|d| (out_rtp, d))
+        }
+    }
+}
+
+/// RFC 5761 §4: on a muxed port, RTCP packet types 192..=223 are told from RTP payload types
+/// by the second byte.
+fn is_rtcp(p: &[u8]) -> bool {
+    p.len() >= 2 && (192..=223).contains(&p[1])
+}
+
+async fn run(
+    legs: Legs,
+    mut st: State,
+    mut updates: mpsc::UnboundedReceiver<MediaOut>,
+    timeout: Option<Duration>,
+    timed_out: oneshot::Sender<()>,
+) {
+    // One buffer for every packet: RTP over UDP fits in 1500 bytes; a larger datagram is
+    // truncated by the kernel and dropped below.
+    let mut buf = vec![0u8; 2048];
+    let check = timeout.map(|t| t.min(Duration::from_secs(1)));
+    let mut tick = check.map(tokio::time::interval);
+    loop {
+        let port = tokio::select! {
+            r = legs.x_rtp.readable() => { r.ok(); Port::XRtp }
+            r = legs.x_rtcp.readable() => { r.ok(); Port::XRtcp }
+            r = legs.s_rtp.readable() => { r.ok(); Port::SRtp }
+            r = legs.s_rtcp.readable() => { r.ok(); Port::SRtcp }
+            u = updates.recv() => {
+                match u {
+                    Some(m) => st.apply(m),
+                    // The handle is gone: the call is over.
+                    None => return,
+                }
+                continue;
+            }
+            _ = tick_or_never(tick.as_mut()) => {
+                let quiet = st.both_ways == (true, true)
+                    && timeout.is_some_and(|t| st.last.elapsed() >= t);
+                if quiet {
+                    let _ = timed_out.send(());
+                    return;
+                }
+                continue;
+            }
+        };
+        // Drain what is queued on that socket, a bounded number at a time so the other
+        // three are not starved.
+        for _ in 0..BATCH {
+            let res = legs.socket(port).try_recv_from(&mut buf);
+            let (n, src) = match res {
+                Ok(v) => v,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // ICMP port unreachable from an earlier send shows up as an error here on
+                // Linux; it says nothing about this socket, so carry on.
+                Err(_) => continue,
+            };
+            if n == 0 || n >= buf.len() {
+                st.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let pkt = &buf[..n];
+            let Some((out, dst)) = st.route(port, src, is_rtcp(pkt)) else {
+                st.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            st.last = Instant::now();
+            let counter = match out {
+                Port::SRtp | Port::SRtcp => &st.stats.x_to_s,
+                Port::XRtp | Port::XRtcp => &st.stats.s_to_x,
+            };
+            // A full socket buffer drops the packet, as the network would.
+            if legs.socket(out).try_send_to(pkt, dst).is_ok() {
+                counter.fetch_add(1, Ordering::Relaxed);
+            } else {
+                st.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Packets read from one socket before the task looks at the others again.
+const BATCH: usize = 32;
+
+impl Legs {
+    fn socket(&self, p: Port) -> &UdpSocket {
+        match p {
+            Port::XRtp => &self.x_rtp,
+            Port::XRtcp => &self.x_rtcp,
+            Port::SRtp => &self.s_rtp,
+            Port::SRtcp => &self.s_rtcp,
+        }
+    }
+}
+
+async fn tick_or_never(t: Option<&mut tokio::time::Interval>) {
+    match t {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+#[path = "forward_tests.rs"]
+mod tests;

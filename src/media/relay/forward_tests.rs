@@ -1,0 +1,184 @@
+//! The relay task on real loopback sockets.
+
+use super::*;
+use crate::media::relay::ports::PortPool;
+use crate::media::relay::Peer;
+use std::net::UdpSocket as StdSocket;
+
+fn pool() -> PortPool {
+    // The OS picks free ports for the "range": four single ports found free, in a pool whose
+    // range covers them is not possible, so search a small range near a free port.
+    loop {
+        let s = StdSocket::bind("127.0.0.1:0").unwrap();
+        let p = s.local_addr().unwrap().port() & !1;
+        drop(s);
+        if p < 60000 && (p..p + 4).all(|q| StdSocket::bind(("127.0.0.1", q)).is_ok()) {
+            return PortPool::new("127.0.0.1".parse().unwrap(), p, p + 3);
+        }
+    }
+}
+
+async fn phone() -> (UdpSocket, UdpSocket) {
+    // An RTP/RTCP pair on consecutive ports, as a phone binds them.
+    loop {
+        let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let p = rtp.local_addr().unwrap().port();
+        if let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", p.wrapping_add(1))).await {
+            return (rtp, rtcp);
+        }
+    }
+}
+
+fn peer(side: Side, s: &(UdpSocket, UdpSocket)) -> MediaOut {
+    MediaOut::Peer(Peer {
+        side,
+        rtp: Some(s.0.local_addr().unwrap()),
+        rtcp: Some(s.1.local_addr().unwrap()),
+        both_ways: true,
+    })
+}
+
+async fn recv(s: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    let mut b = [0u8; 256];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(2), s.recv_from(&mut b))
+        .await
+        .expect("a packet within 2 s")
+        .unwrap();
+    (b[..n].to_vec(), from)
+}
+
+async fn nothing(s: &UdpSocket) {
+    let mut b = [0u8; 256];
+    let r = tokio::time::timeout(Duration::from_millis(200), s.recv_from(&mut b)).await;
+    assert!(r.is_err(), "no packet expected, got {r:?}");
+}
+
+#[tokio::test]
+async fn rtp_and_rtcp_both_ways_from_the_relay_ports() {
+    let ports = pool().allocate().unwrap();
+    let (xp, sp) = (ports.x_port(), ports.s_port());
+    let relay = Relay::spawn(ports, None, None, None).unwrap();
+    let (x, s) = (phone().await, phone().await);
+    relay.update(peer(Side::X, &x));
+    relay.update(peer(Side::S, &s));
+    let rtp = [0x80, 0, 0, 1, 9, 9];
+    x.0.send_to(&rtp, ("127.0.0.1", xp)).await.unwrap();
+    let (got, from) = recv(&s.0).await;
+    assert_eq!(got, rtp);
+    assert_eq!(
+        from.port(),
+        sp,
+        "S hears the relay's port it was told (symmetric RTP)"
+    );
+    s.0.send_to(&[0x80, 8, 7], ("127.0.0.1", sp)).await.unwrap();
+    let (got, from) = recv(&x.0).await;
+    assert_eq!((got.as_slice(), from.port()), (&[0x80, 8, 7][..], xp));
+    let rr = [0x81, 201, 0, 1];
+    s.1.send_to(&rr, ("127.0.0.1", sp + 1)).await.unwrap();
+    let (got, from) = recv(&x.1).await;
+    assert_eq!((got.as_slice(), from.port()), (&rr[..], xp + 1));
+    assert_eq!(relay.stats().x_to_s.load(Ordering::Relaxed), 1);
+    assert_eq!(relay.stats().s_to_x.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn strangers_are_not_relayed_and_latching_follows_the_party() {
+    let ports = pool().allocate().unwrap();
+    let (xp, sp) = (ports.x_port(), ports.s_port());
+    let relay = Relay::spawn(ports, None, None, None).unwrap();
+    let (x, s) = (phone().await, phone().await);
+    relay.update(peer(Side::X, &x));
+    relay.update(peer(Side::S, &s));
+    // A stranger on another IP is dropped.
+    let stranger = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    stranger
+        .send_to(&[0x80, 0, 1], ("127.0.0.1", xp))
+        .await
+        .unwrap();
+    nothing(&s.0).await;
+    assert_eq!(relay.stats().dropped.load(Ordering::Relaxed), 1);
+    // The SIP party sends from another port of its own host (a NAT rebinding): its
+    // media now goes back there.
+    let moved = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    moved
+        .send_to(&[0x80, 0, 2], ("127.0.0.1", sp))
+        .await
+        .unwrap();
+    assert_eq!(recv(&x.0).await.0, [0x80, 0, 2]);
+    x.0.send_to(&[0x80, 0, 3], ("127.0.0.1", xp)).await.unwrap();
+    assert_eq!(recv(&moved).await.0, [0x80, 0, 3]);
+    nothing(&s.0).await;
+}
+
+#[tokio::test]
+async fn rtcp_on_a_muxed_port_goes_to_the_rtcp_destination() {
+    let ports = pool().allocate().unwrap();
+    let xp = ports.x_port();
+    let relay = Relay::spawn(ports, None, None, None).unwrap();
+    let (x, s) = (phone().await, phone().await);
+    let xa = x.0.local_addr().unwrap();
+    relay.update(MediaOut::Peer(Peer {
+        side: Side::X,
+        rtp: Some(xa),
+        rtcp: Some(xa),
+        both_ways: true,
+    }));
+    relay.update(peer(Side::S, &s));
+    x.0.send_to(&[0x81, 200, 0, 6], ("127.0.0.1", xp))
+        .await
+        .unwrap();
+    assert_eq!(recv(&s.1).await.0, [0x81, 200, 0, 6]);
+    nothing(&s.0).await;
+}
+
+#[tokio::test]
+async fn no_media_on_either_leg_times_out_but_not_on_hold() {
+    let ports = pool().allocate().unwrap();
+    let xp = ports.x_port();
+    let mut relay = Relay::spawn(ports, None, None, Some(Duration::from_millis(300))).unwrap();
+    let (x, s) = (phone().await, phone().await);
+    relay.update(peer(Side::X, &x));
+    let MediaOut::Peer(mut held) = peer(Side::S, &s) else {
+        unreachable!()
+    };
+    held.both_ways = false;
+    relay.update(MediaOut::Peer(held));
+    let r = tokio::time::timeout(Duration::from_millis(900), relay.timed_out()).await;
+    assert!(r.is_err(), "a call on hold does not time out");
+    relay.update(peer(Side::S, &s));
+    // Media keeps it alive...
+    for _ in 0..4 {
+        x.0.send_to(&[0x80, 0], ("127.0.0.1", xp)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(relay.stats().x_to_s.load(Ordering::Relaxed) >= 4);
+    // ...and its end is noticed.
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(3), relay.timed_out())
+        .await
+        .expect("the relay reports the media stopped");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
+#[tokio::test]
+async fn dropping_the_relay_releases_its_ports() {
+    let pool = pool();
+    let ports = pool.allocate().unwrap();
+    let (xp, sp) = (ports.x_port(), ports.s_port());
+    let relay = Relay::spawn(ports, None, None, None).unwrap();
+    assert!(pool.allocate().is_none(), "all four ports are in use");
+    drop(relay);
+    // The abort takes effect at the task's next poll.
+    for _ in 0..50 {
+        if let Some(p) = pool.allocate() {
+            let mut got = [p.x_port(), p.s_port()];
+            got.sort();
+            let mut want = [xp, sp];
+            want.sort();
+            assert_eq!(got, want);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the ports never came back");
+}
