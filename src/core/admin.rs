@@ -291,6 +291,10 @@ impl Router {
             eff.log.level = new.log.level.clone();
         }
         eff.limits = new.limits.clone();
+        // Read when a call or a room membership starts: the new values apply to new ones.
+        // (`calls` and `muc` were reported as applied before without being copied here.)
+        eff.calls = new.calls.clone();
+        eff.muc = new.muc.clone();
         let access_changed = plan.applied.iter().any(|k| k.starts_with("access.sip"))
             || plan.applied.contains(&"access.nonce_lifetime_secs");
         if access_changed || new.access.sip_credentials_file.is_some() {
