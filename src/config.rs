@@ -25,7 +25,8 @@ pub use tls::TlsConfig;
 #[path = "config/ops.rs"]
 mod ops;
 pub use ops::{
-    AdminConfig, CallsConfig, LimitsConfig, LogConfig, LogFormat, MetricsConfig, MucConfig,
+    AdminConfig, CallsConfig, LimitsConfig, LogConfig, LogFormat, MediaConfig, MediaMode,
+    MetricsConfig, MucConfig,
 };
 
 /// Environment variable that may carry the component secret instead of the file.
@@ -72,6 +73,9 @@ pub struct Config {
     /// `[muc]`: SIP users in XMPP rooms.
     #[serde(default)]
     pub muc: MucConfig,
+    /// `[media]`: relaying call media.
+    #[serde(default)]
+    pub media: MediaConfig,
 }
 
 /// `[component]` section.
@@ -492,6 +496,7 @@ impl Config {
         self.admin.validate(&mut problems);
         self.calls.validate(&mut problems);
         self.muc.validate(&self.component.jid, &mut problems);
+        self.media.validate(&mut problems);
         self.metrics.validate(&mut problems);
         self.log.validate(&mut problems);
         problems

@@ -7,6 +7,9 @@ pub use calls::CallsConfig;
 #[path = "muc.rs"]
 mod muc;
 pub use muc::MucConfig;
+#[path = "media.rs"]
+mod media;
+pub use media::{MediaConfig, MediaMode};
 
 use serde::Deserialize;
 

@@ -295,6 +295,7 @@ impl Router {
         // (`calls` and `muc` were reported as applied before without being copied here.)
         eff.calls = new.calls.clone();
         eff.muc = new.muc.clone();
+        eff.media = new.media.clone();
         let access_changed = plan.applied.iter().any(|k| k.starts_with("access.sip"))
             || plan.applied.contains(&"access.nonce_lifetime_secs");
         if access_changed || new.access.sip_credentials_file.is_some() {

@@ -17,9 +17,13 @@
 use super::call_leg::{Leg, SipDialer};
 use super::call_session;
 use super::{Event, Router};
+use crate::config::MediaMode;
 use crate::errmap::{DefinedCondition, SipStatus, XmppError};
 use crate::im::SipMessageIn;
 use crate::media::call::{stanza, Call, Input, Settings};
+use crate::media::relay::forward::Relay;
+use crate::media::relay::ports::{CallPorts, PortPool};
+use crate::media::relay::Anchor;
 use crate::sip::invite::{InviteOut, PendingInvite};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,6 +41,15 @@ pub const CALL_RESOURCE: &str = "sip";
 #[derive(Default)]
 pub struct Calls {
     tasks: HashMap<(String, String), mpsc::Sender<Input>>,
+    /// The relay's port range (`[media] mode = "relay"`), made at the first relayed call and
+    /// again when a reload changes it.
+    ports: Option<Arc<PortPool>>,
+}
+
+/// A new call's media relay: its ports, and the addresses the call machine writes.
+struct RelaySlot {
+    ports: CallPorts,
+    anchor: Anchor,
 }
 
 /// Does this INVITE offer a call (RTP audio or video) rather than an MSRP session?
@@ -72,6 +85,44 @@ fn bare(jid: &str) -> &str {
 }
 
 impl Router {
+    /// Ports for a new call's relay: `Ok(None)` when media goes direct, `Err` when the
+    /// range has no room left (the call is refused rather than set up without audio).
+    fn call_relay(&mut self, origin: std::net::IpAddr) -> Result<Option<RelaySlot>, ()> {
+        let m = &self.ops.effective.media;
+        if m.mode != MediaMode::Relay {
+            return Ok(None);
+        }
+        let Some(ip) = m
+            .relay_address
+            .or(Some(origin).filter(|o| !o.is_unspecified()))
+        else {
+            tracing::warn!(
+                "media.mode = relay, but the SIP contact host is no IP address and \
+                 media.relay_address is not set: media goes direct"
+            );
+            return Ok(None);
+        };
+        let (min, max) = (m.port_min, m.port_max);
+        let pool = match &self.calls.ports {
+            Some(p) if p.is(ip, min, max) => p.clone(),
+            _ => {
+                let p = Arc::new(PortPool::new(ip, min, max));
+                self.calls.ports = Some(p.clone());
+                p
+            }
+        };
+        let Some(ports) = pool.allocate() else {
+            tracing::warn!(%ip, min, max, "media relay: no free ports left in the range");
+            return Err(());
+        };
+        let anchor = Anchor {
+            ip,
+            x_port: ports.x_port(),
+            s_port: ports.s_port(),
+        };
+        Ok(Some(RelaySlot { ports, anchor }))
+    }
+
     fn call_settings(&self) -> Settings {
         let host = self.sip.contact_host();
         let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
@@ -84,6 +135,7 @@ impl Router {
             gather: Duration::from_millis(c.gather_ms),
             ring: Duration::from_secs(c.ring_timeout_secs),
             origin,
+            anchor: None,
         }
     }
 
@@ -216,7 +268,18 @@ impl Router {
             }
             other => other,
         };
-        let (request_uri, sender, contact, _) = match addrs {
+        let mut settings = self.call_settings();
+        let slot = match addrs {
+            Ok(_) => self.call_relay(settings.origin),
+            Err(_) => Ok(None),
+        };
+        let addrs = match (addrs, slot) {
+            (Ok(_), Err(())) => Err(XmppError::new(DefinedCondition::ResourceConstraint)
+                .with_text("no media relay ports left")),
+            (Ok(a), Ok(slot)) => Ok((a, slot)),
+            (Err(e), _) => Err(e),
+        };
+        let ((request_uri, sender, contact, _), slot) = match addrs {
             Ok(a) => a,
             Err(e) => {
                 debug!(%from, %to, "session-initiate refused");
@@ -243,12 +306,15 @@ impl Router {
             sdp: Vec::new(),
         };
         info!(xmpp = %from, sip = %invite.request_uri, sid = %key.1, "call from XMPP");
-        let (call, first) = Call::from_jingle(self.call_settings(), id, from, to, &j);
+        let relay = slot.and_then(|s| self.relay_spawn(s, None));
+        settings.anchor = relay.as_ref().map(|r| r.1);
+        let relay = relay.map(|r| r.0);
+        let (call, first) = Call::from_jingle(settings, id, from, to, &j);
         let dialer: Arc<dyn call_session::Dialer> = Arc::new(SipDialer {
             sip: self.sip.clone(),
             invite,
         });
-        self.call_spawn(key, call, first, None, Some(dialer));
+        self.call_spawn(key, call, first, None, Some(dialer), relay);
     }
 
     /// XEP-0353 messages.
@@ -328,13 +394,39 @@ impl Router {
         let contact = self.sip.contact_uri(&user, None);
         let sid = crate::sip::inbound::random_token();
         let key = (x_bare.clone(), sid.clone());
-        let settings = self.call_settings();
+        let mut settings = self.call_settings();
+        let Ok(slot) = self.call_relay(settings.origin) else {
+            reject_later(pending, SipStatus::with_reason(503, "No Media Ports"));
+            return;
+        };
+        let relay = slot.and_then(|s| self.relay_spawn(s, Some(pending.source().ip())));
+        settings.anchor = relay.as_ref().map(|r| r.1);
+        let relay = relay.map(|r| r.0);
         let Some(leg) = Leg::incoming(pending, &contact).await else {
             return;
         };
         info!(call_id = %msg.call_id, xmpp = %x_bare, sip = %s_jid, %sid, "call from SIP");
         let (call, first) = Call::from_invite(settings, &sid, &s_jid, &x_bare, &msg.body);
-        self.call_spawn(key, call, first, Some(Box::new(leg)), None);
+        self.call_spawn(key, call, first, Some(Box::new(leg)), None, relay);
+    }
+
+    /// Start the relay task of a call. `s_source`: where the SIP party's INVITE came from,
+    /// from where its media may also come (NAT latching).
+    /// The call then goes direct when the task cannot start.
+    fn relay_spawn(
+        &self,
+        slot: RelaySlot,
+        s_source: Option<std::net::IpAddr>,
+    ) -> Option<(Relay, Anchor)> {
+        let secs = self.ops.effective.media.timeout_secs;
+        let timeout = (secs > 0).then(|| Duration::from_secs(secs));
+        match Relay::spawn(slot.ports, None, s_source, timeout) {
+            Ok(r) => Some((r, slot.anchor)),
+            Err(e) => {
+                tracing::warn!(error = %e, "media relay could not start: media goes direct");
+                None
+            }
+        }
     }
 
     fn call_spawn(
@@ -344,6 +436,7 @@ impl Router {
         first: Vec<crate::media::call::Output>,
         leg: Option<Box<dyn call_session::SipLeg>>,
         dialer: Option<Arc<dyn call_session::Dialer>>,
+        relay: Option<Relay>,
     ) {
         let (tx, rx) = mpsc::channel(32);
         let xmpp = self.xmpp.clone();
@@ -352,7 +445,7 @@ impl Router {
         let k = key.clone();
         tokio::spawn(
             async move {
-                let reason = call_session::run(call, first, leg, dialer, rx, xmpp).await;
+                let reason = call_session::run(call, first, leg, dialer, rx, xmpp, relay).await;
                 info!(reason = reason.name(), "call ended");
                 let _ = inbox.send(Event::CallEnded { key: k }).await;
             }

@@ -68,6 +68,13 @@ impl SipLeg for Leg {
         e.map(event)
     }
 
+    fn signalling_ip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            Leg::Out(c) => Some(c.destination().ip()),
+            _ => None,
+        }
+    }
+
     async fn act(&mut self, action: SipOut) -> Option<SipIn> {
         match (std::mem::replace(self, Leg::Gone), action) {
             (Leg::In(c), SipOut::Ringing) => {

@@ -9,12 +9,14 @@
 
 use crate::media::call::{Call, Input, Output, SipIn, SipOut, Timer};
 use crate::media::reason::Reason;
+use crate::media::relay::forward::Relay;
+use crate::media::relay::{MediaOut, Side};
 use crate::xmpp::XmppHandle;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, info};
 
 /// The SIP dialog of one call.
 #[async_trait::async_trait]
@@ -25,6 +27,11 @@ pub trait SipLeg: Send {
     /// Carry out one action. An event it causes at once comes back (the answer to our
     /// re-INVITE, or the failure of an action that ends the call).
     async fn act(&mut self, action: SipOut) -> Option<SipIn>;
+    /// The IP the SIP party signals from, when known: a relayed call accepts its media
+    /// from there too (NAT latching).
+    fn signalling_ip(&self) -> Option<std::net::IpAddr> {
+        None
+    }
 }
 
 /// Places the INVITE of a call the XMPP side starts.
@@ -37,7 +44,8 @@ pub trait Dialer: Send + Sync {
 /// Run `call` until it ends; `first` are the outputs of its creation. `leg` is the dialog
 /// when the SIP side called (the INVITE is already here); `dialer` places the INVITE when
 /// the XMPP side called. When `inputs` closes (the router stops), the call is shut down
-/// on both sides. Returns how the call ended.
+/// on both sides. `relay` carries the media of an anchored call; it is dropped (and its
+/// ports released) when the call goes direct or ends. Returns how the call ended.
 pub async fn run(
     mut call: Call,
     first: Vec<Output>,
@@ -45,6 +53,7 @@ pub async fn run(
     dialer: Option<Arc<dyn Dialer>>,
     mut inputs: mpsc::Receiver<Input>,
     xmpp: XmppHandle,
+    mut relay: Option<Relay>,
 ) -> Reason {
     let mut outputs = first;
     let mut queue: VecDeque<Input> = VecDeque::new();
@@ -74,7 +83,12 @@ pub async fn run(
                 }
                 Output::Sip(SipOut::Invite(offer)) => match &dialer {
                     Some(d) => match d.dial(offer).await {
-                        Ok(l) => leg = Some(l),
+                        Ok(l) => {
+                            if let (Some(r), Some(ip)) = (&relay, l.signalling_ip()) {
+                                r.allow(Side::S, ip);
+                            }
+                            leg = Some(l);
+                        }
                         Err(code) => queue.push_back(Input::Sip(SipIn::Failed { code })),
                     },
                     None => queue.push_back(Input::Sip(SipIn::Failed { code: 500 })),
@@ -91,10 +105,28 @@ pub async fn run(
                     timers.retain(|(k, _)| *k != t);
                     timers.push((t, Instant::now() + d));
                 }
+                Output::Media(MediaOut::Direct) => relay = None,
+                Output::Media(m) => {
+                    if let Some(r) = &relay {
+                        r.update(m);
+                    }
+                }
                 Output::Ended(r) => ended = Some(r),
             }
         }
         if let Some(r) = ended {
+            if let Some(relay) = &relay {
+                let st = relay.stats();
+                let n =
+                    |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+                info!(
+                    sid = call.sid(),
+                    x_to_s = n(&st.x_to_s),
+                    s_to_x = n(&st.s_to_x),
+                    dropped = n(&st.dropped),
+                    "relayed media"
+                );
+            }
             return r;
         }
         if let Some(i) = queue.pop_front() {
@@ -122,6 +154,7 @@ pub async fn run(
                     Input::Sip(SipIn::Bye)
                 }
             },
+            _ = media_timed_out(&mut relay) => Input::MediaTimeout,
             _ = sleep_until(next_timer.map(|(_, at)| at)) => {
                 let Some((t, _)) = next_timer else { continue };
                 timers.retain(|(k, _)| *k != t);
@@ -185,6 +218,14 @@ impl std::fmt::Debug for EventName<'_> {
 async fn next_event(leg: &mut Option<Box<dyn SipLeg>>) -> Option<SipIn> {
     match leg {
         Some(l) => l.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when the relay saw no media for its timeout; never without a relay.
+async fn media_timed_out(relay: &mut Option<Relay>) {
+    match relay {
+        Some(r) => r.timed_out().await,
         None => std::future::pending().await,
     }
 }

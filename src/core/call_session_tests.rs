@@ -50,6 +50,7 @@ fn settings() -> Settings {
         gather: Duration::from_millis(500),
         ring: Duration::from_secs(60),
         origin: "192.0.2.1".parse().unwrap(),
+        anchor: None,
     }
 }
 
@@ -85,7 +86,7 @@ async fn x_calls_s_through_the_task() {
         &xml("draft-m1-session-initiate.xml"),
     );
     let (in_tx, inputs) = mpsc::channel(8);
-    let task = tokio::spawn(run(call, first, None, Some(dialer), inputs, xmpp));
+    let task = tokio::spawn(run(call, first, None, Some(dialer), inputs, xmpp, None));
     assert_eq!(action(&sent.recv().await.unwrap()), "iq-result");
     ev_tx
         .send(SipIn::Provisional {
@@ -134,7 +135,7 @@ async fn gather_timer_and_failed_dial() {
         &xml("webrtc-session-initiate.xml"),
     );
     let (in_tx, inputs) = mpsc::channel(8);
-    let task = tokio::spawn(run(call, first, None, Some(dialer), inputs, xmpp));
+    let task = tokio::spawn(run(call, first, None, Some(dialer), inputs, xmpp, None));
     assert_eq!(action(&sent.recv().await.unwrap()), "iq-result");
     let ti = xml("webrtc-transport-info.xml");
     in_tx
@@ -176,7 +177,7 @@ async fn router_gone_shuts_the_call() {
         &fixture("baresip-1.0.0-offer.sdp"),
     );
     let (in_tx, inputs) = mpsc::channel(8);
-    let task = tokio::spawn(run(call, first, Some(leg), None, inputs, xmpp));
+    let task = tokio::spawn(run(call, first, Some(leg), None, inputs, xmpp, None));
     assert_eq!(action(&sent.recv().await.unwrap()), "propose");
     drop(in_tx);
     assert_eq!(action(&sent.recv().await.unwrap()), "retract");

@@ -145,6 +145,16 @@ const FIELDS: &[Field] = &[
     }),
     ("calls.gather_ms", true, |c| c.calls.gather_ms.to_string()),
     ("calls.max_calls", true, |c| c.calls.max_calls.to_string()),
+    // Read when a call starts: a reload applies to new calls; the port range is re-read too.
+    ("media.mode", true, |c| format!("{:?}", c.media.mode)),
+    ("media.relay_address", true, |c| {
+        format!("{:?}", c.media.relay_address)
+    }),
+    ("media.port_min", true, |c| c.media.port_min.to_string()),
+    ("media.port_max", true, |c| c.media.port_max.to_string()),
+    ("media.timeout_secs", true, |c| {
+        c.media.timeout_secs.to_string()
+    }),
     // Read when a SIP user joins a room: a reload applies to new memberships.
     ("muc.services", true, |c| format!("{:?}", c.muc.services)),
     ("muc.sip_room_domains", true, |c| {

@@ -355,6 +355,7 @@ impl SipClient {
 pub struct PendingInvite {
     held: Arc<Held>,
     call_id: String,
+    source: std::net::SocketAddr,
 }
 
 impl std::fmt::Debug for PendingInvite {
@@ -376,10 +377,17 @@ impl PendingInvite {
         cancels: Option<&Arc<Cancels>>,
     ) -> PendingInvite {
         let call_id = request.base_headers.call_id.0.to_string();
+        let source = request.tp_info.source;
         PendingInvite {
             held: Held::new(endpoint, request, cancels),
             call_id,
+            source,
         }
+    }
+
+    /// Where the INVITE came from (the last hop: the caller itself, or its proxy).
+    pub fn source(&self) -> std::net::SocketAddr {
+        self.source
     }
 
     /// The shared hold (for [`super::call::IncomingCall`]).

@@ -55,6 +55,7 @@ impl Call {
                 out.push(Output::Start(Timer::Ring, call.settings.ring));
             }
         }
+        call.flush_media(&mut out);
         (call, out)
     }
 

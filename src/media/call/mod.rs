@@ -34,10 +34,13 @@ mod tests;
 mod tests_from_sip;
 #[cfg(test)]
 mod tests_ice;
+#[cfg(test)]
+mod tests_relay;
 
 use super::ice::Generations;
 use super::model::{Description, Kind, Role, Senders};
 use super::reason::Reason;
+use super::relay::{self, Anchor, MediaOut, Side};
 use super::sdp::{self, MLine, SdpOrigin};
 use super::MediaError;
 use crate::errmap::XmppError;
@@ -56,6 +59,9 @@ pub struct Settings {
     pub ring: Duration,
     /// The gateway's address for `o=` lines.
     pub origin: IpAddr,
+    /// The relay's ports for this call when media is anchored (`[media] mode = "relay"`):
+    /// the first description decides whether the call uses them (see [`relay`]).
+    pub anchor: Option<Anchor>,
 }
 
 /// What happens to a call.
@@ -90,6 +96,8 @@ pub enum Input {
     Timer(Timer),
     /// The gateway is stopping: both sides are told the call is over.
     Shutdown,
+    /// The relay saw no media on either leg for its timeout.
+    MediaTimeout,
 }
 
 /// SIP events from the dialog adapter.
@@ -168,6 +176,8 @@ pub enum Output {
     Sip(SipOut),
     /// Start (or restart) a timer.
     Start(Timer, Duration),
+    /// Tell the media relay (anchored calls only).
+    Media(MediaOut),
     /// The call is over; nothing more will come out.
     Ended(Reason),
 }
@@ -226,6 +236,22 @@ pub struct Call {
     last_sdp: Option<String>,
     /// X restarted ICE during the call: a re-INVITE goes when the gather timer fires.
     restart_pending: bool,
+    /// Whether the call's media is anchored: unknown until the first description, then
+    /// fixed for the call.
+    anchoring: Anchoring,
+    /// What the relay is to be told, emitted ahead of the outputs that carry descriptions.
+    media: Vec<MediaOut>,
+}
+
+/// Whether a call's media goes through the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Anchoring {
+    /// Ports are held; the first description decides.
+    Undecided(Anchor),
+    /// Anchored on these ports.
+    On(Anchor),
+    /// Direct.
+    Off,
 }
 
 impl Call {
@@ -252,6 +278,10 @@ impl Call {
         s_jid: &str,
         state: State,
     ) -> Call {
+        let anchoring = match settings.anchor {
+            Some(a) => Anchoring::Undecided(a),
+            None => Anchoring::Off,
+        };
         Call {
             settings,
             x_role,
@@ -270,6 +300,8 @@ impl Call {
             initiate_iq: None,
             last_sdp: None,
             restart_pending: false,
+            anchoring,
+            media: Vec::new(),
         }
     }
 
@@ -288,9 +320,50 @@ impl Call {
             Input::IqResponse { id, ok } => self.on_iq_response(&id, ok, &mut out),
             Input::Sip(ev) => self.on_sip(ev, &mut out),
             Input::Timer(t) => self.on_timer(t, &mut out),
-            Input::Shutdown => self.shutdown(&mut out),
+            Input::Shutdown => self.hang_up(Reason::GeneralError, &mut out),
+            Input::MediaTimeout => {
+                tracing::info!(sid = %self.sid, "no media on either leg: hanging up");
+                self.hang_up(Reason::ConnectivityError, &mut out);
+            }
         }
+        self.flush_media(&mut out);
         out
+    }
+
+    /// Put what the relay is to be told ahead of `out`: the relay knows where a side
+    /// receives before the other side is told to send.
+    fn flush_media(&mut self, out: &mut Vec<Output>) {
+        if self.media.is_empty() {
+            return;
+        }
+        let media: Vec<Output> = self.media.drain(..).map(Output::Media).collect();
+        out.splice(0..0, media);
+    }
+
+    /// `desc` from `side` is about to cross to the other side: decide on anchoring at the
+    /// first description, tell the relay where `side` receives, and return what the other
+    /// side is to be told (the relay's port pair when anchored).
+    fn anchor(&mut self, desc: &Description, side: Side) -> Option<Description> {
+        let a = match self.anchoring {
+            Anchoring::Off => return None,
+            Anchoring::On(a) => a,
+            Anchoring::Undecided(a) if relay::relayable(desc) => {
+                self.anchoring = Anchoring::On(a);
+                a
+            }
+            Anchoring::Undecided(_) => {
+                tracing::debug!(sid = %self.sid, "media not relayable (ICE, DTLS or not one audio stream): direct");
+                self.anchoring = Anchoring::Off;
+                self.media.push(MediaOut::Direct);
+                return None;
+            }
+        };
+        self.media.push(MediaOut::Peer(relay::peer(desc, side)));
+        let port = match side {
+            Side::X => a.s_port,
+            Side::S => a.x_port,
+        };
+        Some(relay::anchored(desc, a.ip, port))
     }
 
     fn s_role(&self) -> Role {
@@ -398,6 +471,8 @@ impl Call {
             version: self.sdp_version + 1,
             address: self.settings.origin,
         };
+        let anchored = self.anchor(desc, Side::X);
+        let desc = anchored.as_ref().unwrap_or(desc);
         let mut s = sdp::to_sdp(desc, self.x_role, kind, &origin, offer)?;
         let text = s.to_string();
         let body: String = text.lines().filter(|l| !l.starts_with("o=")).collect();
@@ -439,6 +514,9 @@ impl Call {
                     cand.id = super::ice::candidate_id(0, g, n) + "-" + &c.name;
                 }
             }
+        }
+        if let Some(d) = self.anchor(&read.description, Side::S) {
+            read.description = d;
         }
         Ok(read)
     }

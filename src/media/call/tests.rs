@@ -14,6 +14,7 @@ pub(super) fn settings() -> Settings {
         gather: Duration::from_millis(500),
         ring: Duration::from_secs(60),
         origin: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        anchor: None,
     }
 }
 
@@ -35,6 +36,8 @@ fn kind(o: &Output) -> String {
         ),
         Output::Sip(s) => format!("{s:?}").split('(').next().unwrap_or("").to_owned(),
         Output::Start(t, _) => format!("start-{t:?}"),
+        Output::Media(MediaOut::Peer(p)) => format!("media-{:?}", p.side),
+        Output::Media(MediaOut::Direct) => "media-direct".into(),
         Output::Ended(r) => format!("ended-{}", r.name()),
     }
 }
@@ -473,12 +476,12 @@ fn shutdown_in_each_state() {
     let (mut call, _) = Call::from_jingle(settings(), "i1", X, S, &m1());
     assert_eq!(
         kinds(&call.handle(Input::Shutdown)),
-        ["Cancel", "session-terminate", "ended-general-error"]
+        ["session-terminate", "Cancel", "ended-general-error"]
     );
     let mut call = active_x_to_s();
     assert_eq!(
         kinds(&call.handle(Input::Shutdown)),
-        ["Bye", "session-terminate", "ended-general-error"]
+        ["session-terminate", "Bye", "ended-general-error"]
     );
     let (mut call, _) = Call::from_invite(
         settings(),

@@ -42,6 +42,7 @@ impl Call {
                 }
             }
         }
+        call.flush_media(&mut out);
         (call, out)
     }
 
@@ -223,8 +224,8 @@ impl Call {
 
     /// The gateway stops: the SIP side gets what ends the dialog in its state (CANCEL,
     /// BYE, or 503 to an INVITE not yet answered), X gets a retract or session-terminate.
-    pub(super) fn shutdown(&mut self, out: &mut Vec<Output>) {
-        let reason = Reason::GeneralError;
+    /// The gateway ends the call with `reason` (stopping, or the media stopped).
+    pub(super) fn hang_up(&mut self, reason: Reason, out: &mut Vec<Output>) {
         match self.state {
             State::Proposed => {
                 let bare = self.x_jid.clone();
@@ -248,8 +249,11 @@ impl Call {
                     State::Initiated | State::Answering => vec![SipOut::Reject(503)],
                     _ => vec![],
                 };
+                // X hears first: a SIP party that no longer answers (the media timeout's
+                // usual cause) can hold the BYE for seconds.
+                self.send_jingle("session-terminate", vec![reason.to_element(None)], out);
                 out.extend(sip.into_iter().map(Output::Sip));
-                self.terminate(reason, out);
+                self.end(reason, out);
             }
         }
     }

@@ -31,7 +31,7 @@ pub struct Stats {
 /// One relayed call.
 #[derive(Debug)]
 pub struct Relay {
-    updates: mpsc::UnboundedSender<MediaOut>,
+    updates: mpsc::UnboundedSender<Update>,
     timed_out: Option<oneshot::Receiver<()>>,
     stats: Arc<Stats>,
     task: tokio::task::JoinHandle<()>,
@@ -83,7 +83,13 @@ impl Relay {
     pub fn update(&self, m: MediaOut) {
         // The task only ends when this handle drops or the media timed out; an update
         // after a timeout has nothing left to change.
-        let _ = self.updates.send(m);
+        let _ = self.updates.send(Update::Media(m));
+    }
+
+    /// `side`'s signalling turned out to come from `ip` (the SIP hop an INVITE went to):
+    /// its media may come from there too.
+    pub fn allow(&self, side: Side, ip: IpAddr) {
+        let _ = self.updates.send(Update::Signalling(side, ip));
     }
 
     /// Resolves once the call's media has stopped for the timeout; never otherwise.
@@ -106,6 +112,12 @@ impl Relay {
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
+}
+
+/// What the handle tells the task.
+enum Update {
+    Media(MediaOut),
+    Signalling(Side, IpAddr),
 }
 
 struct Legs {
@@ -136,8 +148,20 @@ enum Port {
 }
 
 impl State {
-    fn apply(&mut self, m: MediaOut) {
-        let MediaOut::Peer(p) = m else { return };
+    fn apply(&mut self, u: Update) {
+        let p = match u {
+            Update::Media(MediaOut::Peer(p)) => p,
+            Update::Media(MediaOut::Direct) => return,
+            Update::Signalling(side, ip) => {
+                let l = match side {
+                    Side::X => &mut self.x,
+                    Side::S => &mut self.s,
+                };
+                l.0.set_signalling(ip);
+                l.1.set_signalling(ip);
+                return;
+            }
+        };
         let (latches, both) = match p.side {
             Side::X => (&mut self.x, &mut self.both_ways.0),
             Side::S => (&mut self.s, &mut self.both_ways.1),
@@ -187,7 +211,7 @@ fn is_rtcp(p: &[u8]) -> bool {
 async fn run(
     legs: Legs,
     mut st: State,
-    mut updates: mpsc::UnboundedReceiver<MediaOut>,
+    mut updates: mpsc::UnboundedReceiver<Update>,
     timeout: Option<Duration>,
     timed_out: oneshot::Sender<()>,
 ) {

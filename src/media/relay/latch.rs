@@ -31,6 +31,11 @@ impl Latch {
         }
     }
 
+    /// The party's signalling comes from `ip` (learnt after the leg was made).
+    pub fn set_signalling(&mut self, ip: IpAddr) {
+        self.signalling = Some(ip);
+    }
+
     /// A (new) description: send to `addr`. A latched source stays only while its IP is
     /// still allowed.
     pub fn negotiate(&mut self, addr: Option<SocketAddr>) {

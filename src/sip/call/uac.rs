@@ -203,6 +203,11 @@ fn cancel_for(invite: &OutgoingRequest, cseq: u32) -> Request {
 }
 
 impl OutgoingCall {
+    /// Where the INVITE was sent: the callee, or the proxy in front of it.
+    pub fn destination(&self) -> std::net::SocketAddr {
+        self.shared.parts.1
+    }
+
     /// The INVITE's Call-ID.
     pub fn call_id(&self) -> &str {
         &self.call_id

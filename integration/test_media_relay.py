@@ -1,0 +1,182 @@
+"""Issue 7, media anchoring (`[media] mode = "relay"`), with real peers on both XMPP servers: a Jingle client
+doing Raw-UDP + RTP/AVP PCMU (jingle_peer.py, media="plain") and a plain-RTP SIP phone (baresip pam, no ICE,
+no DTLS). With the relay on, each side is told stox's address and a port from the configured range instead of
+the other party's, and RTP/RTCP go through stox.
+
+The proof is on the peers, not in stox's log: the address each peer was told and the address its RTP came
+from are stox's relay ports (never the other peer's), alice's RTP counters and the pitch of baresip's tone she
+decoded, baresip's recording of alice's tone; after the call the relay's ports can be bound again (released);
+with both peers silent, stox hangs the call up (alice gets session-terminate <connectivity-error/>)."""
+import asyncio
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from call_peer import TONE_HZ, primary_ipv4
+from test_calls import check_baresip_heard, check_heard, run
+from test_calls_plain import (ALICE_HZ, PAM, alice, check_baresip_pitch, jingle_in, pam, raw_udp_address,  # noqa: F401
+                              sdps_at_baresip)
+from topology import PLAIN_DOMAIN, XMPP_DOMAIN, sip_jid
+
+# The relay's port range in these tests; nothing else on the machine uses it.
+PORT_MIN, PORT_MAX = 36000, 36099
+# stox's SIP contact host, which the relay binds and advertises when media.relay_address is unset.
+RELAY_IP = "127.0.0.1"
+
+
+def relay_config(stox, timeout_secs: int = 60) -> str:
+    return stox.rendered() + """
+[media]
+mode = "relay"
+port_min = %d
+port_max = %d
+timeout_secs = %d
+""" % (PORT_MIN, PORT_MAX, timeout_secs)
+
+
+@pytest.fixture
+def relay(stox):
+    """stox with the relay on (a reload: new calls are anchored); back to direct media afterwards."""
+    line = stox.reload(relay_config(stox))
+    assert "media.mode" in line, "the reload did not take media.mode: %s" % line
+    yield stox
+    stox.reload(stox.rendered())
+
+
+def in_range(addr: tuple) -> bool:
+    return addr[0] == RELAY_IP and PORT_MIN <= addr[1] <= PORT_MAX
+
+
+def check_relayed(s: dict, told: tuple, baresip_sdp: str):
+    """alice was told a relay port and her RTP came from exactly there; baresip was told another relay port."""
+    assert in_range(told), "alice was told %s:%d, not a relay port of stox (%s, %d-%d)" % (
+        told + (RELAY_IP, PORT_MIN, PORT_MAX))
+    assert s["remote"] == "%s:%d" % told, "alice sends to %s, not to the relay %s:%d" % ((s["remote"],) + told)
+    assert s["sources"] == ["%s:%d" % told], "alice's RTP came from %s, not only from the relay %s:%d" % (
+        (s["sources"],) + told)
+    check_heard(s, TONE_HZ, "alice")
+    assert s["other_pt"] == 0, "%d RTP packets were not PCMU" % s["other_pt"]
+    alice_ip, alice_port = s["local"].rsplit(":", 1)
+    assert "c=IN IP4 %s" % RELAY_IP in baresip_sdp, baresip_sdp
+    assert "m=audio %s " % alice_port not in baresip_sdp, "baresip was told alice's own port: %s" % baresip_sdp
+    port = int(baresip_sdp.split("m=audio ", 1)[1].split()[0])
+    assert PORT_MIN <= port <= PORT_MAX and port != told[1], "baresip was told port %d" % port
+    return port
+
+
+def sdp_to_baresip(b) -> str:
+    """The SDP stox sent baresip: the one in its trace whose c= is the relay (its own offer has its address)."""
+    bodies = [t.split("\n\n")[0].split("\x1b")[0] for t in b.log_text().split("v=0")[1:]]
+    ours = [t for t in bodies if "c=IN IP4 %s" % RELAY_IP in t and "m=audio" in t]
+    assert ours, "no SDP with the relay's address in baresip's SIP trace:\n%s" % b.log_text()[-3000:]
+    return ours[0]
+
+
+def check_released(ports: list, timeout: float = 5):
+    """Every relay port of the call can be bound again: stox closed them."""
+    end = time.monotonic() + timeout
+    left = list(ports)
+    while left and time.monotonic() < end:
+        for p in list(left):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                s.bind((RELAY_IP, p))
+                left.remove(p)
+            except OSError:
+                pass
+            finally:
+                s.close()
+        if left:
+            time.sleep(0.2)
+    assert not left, "relay ports still bound after the call ended: %s" % left
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_relay_xmpp_plain_caller_to_plain_sip_phone(xmpp_server, relay, pam):
+    """alice (Raw-UDP) calls pam with the relay on: baresip's offer answer reaches alice as a relay port, the
+    INVITE's SDP carries another relay port, audio flows both ways through stox; after the hang-up the four
+    ports are free again."""
+    used = []
+
+    async def scenario(a):
+        call = await a.place_call(sip_jid(PAM, PLAIN_DOMAIN))
+        await call.wait_state("active")
+        await call.wait_media()
+        await asyncio.sleep(2.5)
+        s = await call.media_stats()
+        print("\nalice after 2.5 s: %s" % s)
+        told = raw_udp_address(jingle_in(a, "session-accept"))
+        sip_port = check_relayed(s, told, sdp_to_baresip(pam))
+        used.extend([told[1], told[1] + 1, sip_port, sip_port + 1])
+        await call.hangup("success")
+    run(scenario, alice(), pam)
+    pam.wait_log("terminated", timeout=10)
+    check_baresip_heard(pam)
+    check_baresip_pitch(pam, ALICE_HZ)
+    check_released(used)
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_relay_plain_sip_phone_calls_xmpp_plain_user(xmpp_server, relay, pam):
+    """pam calls alice with the relay on: the session-initiate's Raw-UDP candidate is a relay port, alice's
+    answer reaches baresip as another relay port, audio both ways; pam hangs up, alice sees <success/>, and the
+    ports are released."""
+    used = []
+
+    async def scenario(a):
+        await asyncio.to_thread(pam.ctrl, "dial sip:alice@%s" % XMPP_DOMAIN)
+        inc = await a.wait_incoming()
+        await inc.wait_state("active")
+        await inc.wait_media()
+        await asyncio.sleep(2.5)
+        s = await inc.media_stats()
+        print("\nalice after 2.5 s: %s" % s)
+        told = raw_udp_address(jingle_in(a, "session-initiate"))
+        sip_port = check_relayed(s, told, sdp_to_baresip(pam))
+        used.extend([told[1], told[1] + 1, sip_port, sip_port + 1])
+        await asyncio.to_thread(pam.ctrl, "hangup")
+        assert await inc.wait_ended() == "success"
+    run(scenario, alice(), pam)
+    check_baresip_heard(pam)
+    check_baresip_pitch(pam, ALICE_HZ)
+    check_released(used)
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_relay_hold_then_media_stops_and_stox_hangs_up(xmpp_server, stox, pam):
+    """With media.timeout_secs = 2: a call on hold longer than that is not hung up; once unheld, both peers go
+    silent (alice pauses her RTP, baresip is stopped with SIGSTOP) and stox ends the call with
+    <connectivity-error/> to alice and a BYE to baresip; the ports are released."""
+    stox.reload(relay_config(stox, timeout_secs=2))
+    used = []
+
+    async def scenario(a):
+        call = await a.place_call(sip_jid(PAM, PLAIN_DOMAIN))
+        await call.wait_state("active")
+        await call.wait_media()
+        told = raw_udp_address(jingle_in(a, "session-accept"))
+        assert in_range(told), "alice was told %s:%d, not a relay port" % told
+        used.extend([told[1], told[1] + 1])
+        await call.hold()
+        call.rtp.pause()                                   # the holder is silent too: nobody sends
+        await asyncio.sleep(4)
+        assert call.state == "active", "a held call was hung up for lack of media (state %s)" % call.state
+        call.rtp.resume()
+        await call.unhold()
+        await asyncio.sleep(1)
+        call.rtp.pause()
+        os.kill(pam.proc.pid, signal.SIGSTOP)
+        try:
+            reason = await call.wait_ended(timeout=10)
+        finally:
+            os.kill(pam.proc.pid, signal.SIGCONT)
+        assert reason == "connectivity-error", "the call ended with %r" % reason
+    try:
+        run(scenario, alice(), pam)
+        pam.wait_log("terminated", timeout=10)
+    finally:
+        stox.reload(stox.rendered())
+    check_released(used)

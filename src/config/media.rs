@@ -1,0 +1,122 @@
+//! `[media]`: whether stox anchors call media (issue 7, draft-ietf-stox-media §4: a gateway
+//! may stay out of the media path or relay it).
+
+use serde::Deserialize;
+use std::net::IpAddr;
+
+/// How call media travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaMode {
+    /// The two parties send RTP to each other; stox only translates the signalling.
+    #[default]
+    Direct,
+    /// stox anchors the media of the calls it can relay: each side is given an address of
+    /// stox's own and RTP/RTCP are forwarded between them, so a phone behind NAT or a
+    /// firewall that only lets the gateway through still has audio. For now that is a call
+    /// whose two sides both use plain transports (Raw-UDP / RTP without ICE or DTLS, with or
+    /// without SDES keys, which stay end to end); other calls go direct.
+    Relay,
+}
+
+/// `[media]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// `direct` (default) or `relay`.
+    #[serde(default)]
+    pub mode: MediaMode,
+    /// The address the relay binds and writes into SDP and Jingle. Default: the SIP contact
+    /// host when it is an IP address. It must be reachable by both parties.
+    #[serde(default)]
+    pub relay_address: Option<IpAddr>,
+    /// First UDP port of the relay's range (even; RTP on even ports, RTCP on the next).
+    #[serde(default = "default_port_min")]
+    pub port_min: u16,
+    /// Last UDP port of the relay's range.
+    #[serde(default = "default_port_max")]
+    pub port_max: u16,
+    /// A relayed call that carries no RTP or RTCP on either leg for this long is hung up
+    /// (0: never). Calls on hold are exempt.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_port_min() -> u16 {
+    30000
+}
+
+fn default_port_max() -> u16 {
+    39999
+}
+
+fn default_timeout() -> u64 {
+    60
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            mode: MediaMode::default(),
+            relay_address: None,
+            port_min: default_port_min(),
+            port_max: default_port_max(),
+            timeout_secs: default_timeout(),
+        }
+    }
+}
+
+impl MediaConfig {
+    /// Problems in this section.
+    pub fn validate(&self, problems: &mut Vec<String>) {
+        if self.port_min < 1024 || self.port_min % 2 != 0 {
+            problems.push(format!(
+                "media.port_min = {}: expected an even port of at least 1024",
+                self.port_min
+            ));
+        }
+        // Four ports per relayed call (RTP and RTCP on each side).
+        if self.port_max < self.port_min.saturating_add(3) {
+            problems.push(format!(
+                "media.port_max = {}: expected at least port_min + 3 (one call takes 4 ports)",
+                self.port_max
+            ));
+        }
+        if self.timeout_secs > 86_400 {
+            problems.push(format!(
+                "media.timeout_secs = {}: expected at most 86400",
+                self.timeout_secs
+            ));
+        }
+        if self.relay_address.is_some_and(|a| a.is_unspecified()) {
+            problems
+                .push("media.relay_address: expected a concrete address, not 0.0.0.0 or ::".into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_bounds() {
+        let c: MediaConfig = toml::from_str("").unwrap();
+        assert_eq!(c.mode, MediaMode::Direct);
+        assert_eq!((c.port_min, c.port_max, c.timeout_secs), (30000, 39999, 60));
+        let mut problems = Vec::new();
+        c.validate(&mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let relay: MediaConfig =
+            toml::from_str("mode = \"relay\"\nrelay_address = \"192.0.2.7\"").unwrap();
+        assert_eq!(relay.mode, MediaMode::Relay);
+        let bad: MediaConfig = toml::from_str(
+            "port_min = 30001\nport_max = 30002\ntimeout_secs = 100000\nrelay_address = \"0.0.0.0\"",
+        )
+        .unwrap();
+        bad.validate(&mut problems);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(toml::from_str::<MediaConfig>("mode = \"auto\"").is_err());
+        assert!(toml::from_str::<MediaConfig>("ports = 5").is_err());
+    }
+}
