@@ -221,11 +221,10 @@ async fn run(
     let check = timeout.map(|t| t.min(Duration::from_secs(1)));
     let mut tick = check.map(tokio::time::interval);
     loop {
+        // Updates first: a packet that arrives with the description that routes it must
+        // not be dropped as having nowhere to go.
         let port = tokio::select! {
-            r = legs.x_rtp.readable() => { r.ok(); Port::XRtp }
-            r = legs.x_rtcp.readable() => { r.ok(); Port::XRtcp }
-            r = legs.s_rtp.readable() => { r.ok(); Port::SRtp }
-            r = legs.s_rtcp.readable() => { r.ok(); Port::SRtcp }
+            biased;
             u = updates.recv() => {
                 match u {
                     Some(m) => st.apply(m),
@@ -234,6 +233,10 @@ async fn run(
                 }
                 continue;
             }
+            r = legs.x_rtp.readable() => { r.ok(); Port::XRtp }
+            r = legs.x_rtcp.readable() => { r.ok(); Port::XRtcp }
+            r = legs.s_rtp.readable() => { r.ok(); Port::SRtp }
+            r = legs.s_rtcp.readable() => { r.ok(); Port::SRtcp }
             _ = tick_or_never(tick.as_mut()) => {
                 let quiet = st.both_ways == (true, true)
                     && timeout.is_some_and(|t| st.last.elapsed() >= t);
