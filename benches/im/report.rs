@@ -100,7 +100,7 @@ impl Outcome {
             }
         }
         let t = &s.tally;
-        let sip_clean = s.sip.as_ref().map_or(true, |g| {
+        let sip_clean = s.sip.as_ref().is_none_or(|g| {
             g.ok == g.sent && g.failed == 0 && g.timeouts == 0 && g.retransmissions == 0
         });
         s.held = t.delivered == s.count

@@ -502,9 +502,7 @@ impl Session {
                 let whole = f
                     .header("Byte-Range")
                     .and_then(ByteRange::parse)
-                    .map_or(true, |r| {
-                        r.start == 1 && r.end.is_some() && r.end == r.total
-                    });
+                    .is_none_or(|r| r.start == 1 && r.end.is_some() && r.end == r.total);
                 if whole && m.wants_report {
                     self.messages.remove(mid);
                     self.out.push_back(Output::Event(Event::Delivered(token)));

@@ -117,7 +117,7 @@ impl Session {
                 }
                 let failure_report = f
                     .header("Failure-Report")
-                    .map_or(true, |v| !v.eq_ignore_ascii_case("no"));
+                    .is_none_or(|v| !v.eq_ignore_ascii_case("no"));
                 if failure_report {
                     if self.failable.len() >= REPORTABLE {
                         self.failable.pop_front();

@@ -141,9 +141,7 @@ pub fn to_sdp(
         // An answer may only group streams the offer named with a=mid (RFC 5888 §9.2,
         // RFC 8843 §7.3): an offer without mids, as SIP phones send, gets no group back.
         let named = |n: &String| {
-            offer.map_or(true, |lines| {
-                lines.iter().any(|l| l.used && l.had_mid && &l.name == n)
-            })
+            offer.is_none_or(|lines| lines.iter().any(|l| l.used && l.had_mid && &l.name == n))
         };
         if !names.is_empty() && names.iter().all(named) {
             let names: Vec<&str> = names

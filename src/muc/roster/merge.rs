@@ -69,7 +69,7 @@ pub(super) fn in_room(user: &User) -> bool {
         || user
             .endpoints
             .iter()
-            .any(|e| e.status.map_or(true, |s| s.in_room()))
+            .any(|e| e.status.is_none_or(|s| s.in_room()))
 }
 
 /// MUC-30: the XCON nickname, else the display text (RFC 7702 §7, Table 2), else the `gr` of

@@ -87,7 +87,7 @@ impl Engine {
             .filter(|(k, s)| {
                 k.direction == Direction::XmppWatchesSip
                     && **s == AuthState::Subscribed
-                    && !self.by_pair.get(*k).is_some_and(|v| !v.is_empty())
+                    && self.by_pair.get(*k).is_none_or(|v| v.is_empty())
             })
             .map(|(k, _)| k.clone())
             .collect();
