@@ -160,13 +160,15 @@ fn server(role: &str) {
         writeln!(out, "{} {}", ports.x_port(), ports.s_port()).unwrap();
         match role {
             "relay" => {
-                let r = Relay::spawn(ports, None, None, Some(NO_MEDIA)).expect("relay");
+                let r = Relay::spawn(ports, None, None, Some(NO_MEDIA), None).expect("relay");
                 for (side, a) in [(Side::X, x), (Side::S, s)] {
                     r.update(MediaOut::Peer(Peer {
                         side,
                         rtp: Some(a),
                         rtcp: Some(a),
                         both_ways: true,
+                        ice: None,
+                        payloads: Vec::new(),
                     }));
                 }
                 relays.push(r);

@@ -1,7 +1,8 @@
-"""Issue 7, media anchoring (`[media] mode = "relay"`), with real peers on both XMPP servers: a Jingle client
-doing Raw-UDP + RTP/AVP PCMU (jingle_peer.py, media="plain") and a plain-RTP SIP phone (baresip pam, no ICE,
-no DTLS). With the relay on, each side is told stox's address and a port from the configured range instead of
-the other party's, and RTP/RTCP go through stox.
+"""Issue 7, media anchoring (`[media] mode = "relay"`), with real peers on both XMPP servers: a plain-RTP SIP
+phone (baresip pam, no ICE, no DTLS) and either a Jingle client doing Raw-UDP + RTP/AVP PCMU (jingle_peer.py,
+media="plain") or a WebRTC-style one doing ICE + DTLS-SRTP + rtcp-mux (jingle_peer.py with aiortc), which stox
+terminates. With the relay on, each side is told stox's address and a port from the configured range instead
+of the other party's, and the media goes through stox.
 
 The proof is on the peers, not in stox's log: the address each peer was told and the address its RTP came
 from are stox's relay ports (never the other peer's), alice's RTP counters and the pitch of baresip's tone she
@@ -16,6 +17,8 @@ import time
 import pytest
 
 from call_peer import TONE_HZ, primary_ipv4
+from test_calls import ALICE_HZ as ICE_ALICE_HZ
+from test_calls import alice as ice_alice
 from test_calls import check_baresip_heard, check_heard, run
 from test_calls_plain import (ALICE_HZ, PAM, alice, check_baresip_pitch, jingle_in, pam, raw_udp_address,  # noqa: F401
                               sdps_at_baresip)
@@ -27,20 +30,31 @@ PORT_MIN, PORT_MAX = 36000, 36099
 RELAY_IP = "127.0.0.1"
 
 
-def relay_config(stox, timeout_secs: int = 60) -> str:
+def relay_config(stox, timeout_secs: int = 60, xmpp_transport: str = "raw-udp") -> str:
     return stox.rendered() + """
 [media]
 mode = "relay"
 port_min = %d
 port_max = %d
 timeout_secs = %d
-""" % (PORT_MIN, PORT_MAX, timeout_secs)
+xmpp_transport = "%s"
+""" % (PORT_MIN, PORT_MAX, timeout_secs, xmpp_transport)
 
 
 @pytest.fixture
 def relay(stox):
-    """stox with the relay on (a reload: new calls are anchored); back to direct media afterwards."""
+    """stox with the relay on (a reload: new calls are anchored), SIP callers offered to XMPP as Raw-UDP; back to
+    direct media afterwards."""
     line = stox.reload(relay_config(stox))
+    assert "media.mode" in line, "the reload did not take media.mode: %s" % line
+    yield stox
+    stox.reload(stox.rendered())
+
+
+@pytest.fixture
+def relay_ice(stox):
+    """stox with the relay on, SIP callers offered to XMPP as ICE-UDP + DTLS-SRTP (the default)."""
+    line = stox.reload(relay_config(stox, xmpp_transport="ice-udp"))
     assert "media.mode" in line, "the reload did not take media.mode: %s" % line
     yield stox
     stox.reload(stox.rendered())
@@ -180,3 +194,79 @@ def test_relay_hold_then_media_stops_and_stox_hangs_up(xmpp_server, stox, pam):
     finally:
         stox.reload(stox.rendered())
     check_released(used)
+
+
+def ice_transport(j) -> dict:
+    """The ICE-UDP transport of the one audio content of a received <jingle/>: its candidates (ip, port) of
+    component 1, the fingerprint's setup, and whether rtcp-mux is on."""
+    import xml.etree.ElementTree as ET  # noqa: F401
+    from jingle_sdp import NS_ICE, NS_JINGLE, NS_RTP, q
+    contents = j.findall(q(NS_JINGLE, "content"))
+    assert len(contents) == 1, "%d contents" % len(contents)
+    tr = contents[0].find(q(NS_ICE, "transport"))
+    assert tr is not None, "%s carries no ICE-UDP transport" % j.get("action")
+    cands = [(c.get("ip"), int(c.get("port"))) for c in tr.findall(q(NS_ICE, "candidate")) if c.get("component") == "1"]
+    fp = [c for c in tr if c.tag.endswith("}fingerprint")]
+    desc = contents[0].find(q(NS_RTP, "description"))
+    mux = desc is not None and any(c.tag.endswith("}rtcp-mux") for c in desc)
+    return {"candidates": cands, "setup": fp[0].get("setup") if fp else None, "rtcp_mux": mux}
+
+
+def check_plain_sdp_to_baresip(b) -> int:
+    """The SDP stox sent baresip is plain RTP/AVP at a relay port, with nothing of ICE or DTLS; the port."""
+    sdp = sdp_to_baresip(b)
+    for bad in ("ice-ufrag", "a=candidate", "fingerprint", "SAVP", "rtcp-mux"):
+        assert bad not in sdp, "%s in the SDP stox sent baresip: %s" % (bad, sdp)
+    port = int(sdp.split("m=audio ", 1)[1].split()[0])
+    assert PORT_MIN <= port <= PORT_MAX, "baresip was told port %d" % port
+    return port
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_relay_ice_dtls_client_calls_plain_sip_phone(xmpp_server, relay_ice, pam):
+    """alice (aiortc: ICE + DTLS-SRTP + rtcp-mux, the way Conversations and Dino call) calls pam, a phone with
+    plain RTP only: stox's session-accept is ICE-UDP with one host candidate at a relay port, DTLS `active`,
+    rtcp-mux; baresip is offered plain RTP/AVP at another relay port; ICE and DTLS connect between alice and
+    stox, and each peer hears the other's tone (alice decodes baresip's 440 Hz, baresip records alice's)."""
+    async def scenario(a):
+        call = await a.place_call(sip_jid(PAM, PLAIN_DOMAIN))
+        await call.wait_state("active")
+        await call.wait_media()
+        await asyncio.sleep(2.5)
+        s = await call.media_stats()
+        print("\nalice after 2.5 s: %s" % s)
+        t = ice_transport(jingle_in(a, "session-accept"))
+        assert len(t["candidates"]) == 1 and in_range(t["candidates"][0]), "candidates %s" % t["candidates"]
+        assert t["setup"] == "active" and t["rtcp_mux"], t
+        check_plain_sdp_to_baresip(pam)
+        check_heard(s, TONE_HZ, "alice")
+        await call.hangup("success")
+    run(scenario, ice_alice(), pam)
+    pam.wait_log("terminated", timeout=10)
+    check_baresip_heard(pam)
+    check_baresip_pitch(pam, ICE_ALICE_HZ)
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_relay_plain_sip_phone_calls_ice_dtls_client(xmpp_server, relay_ice, pam):
+    """pam (plain RTP/AVP offer) calls alice (aiortc): stox's session-initiate offers ICE-UDP with a relay host
+    candidate, DTLS `actpass` and rtcp-mux; alice's answer reaches baresip as plain RTP/AVP at a relay port;
+    audio both ways; pam holds and unholds (audio back at alice), then hangs up and alice sees <success/>."""
+    async def scenario(a):
+        await asyncio.to_thread(pam.ctrl, "dial sip:alice@%s" % XMPP_DOMAIN)
+        inc = await a.wait_incoming()
+        await inc.wait_state("active")
+        await inc.wait_media()
+        await asyncio.sleep(2.5)
+        s = await inc.media_stats()
+        print("\nalice after 2.5 s: %s" % s)
+        t = ice_transport(jingle_in(a, "session-initiate"))
+        assert len(t["candidates"]) == 1 and in_range(t["candidates"][0]), "candidates %s" % t["candidates"]
+        assert t["setup"] == "actpass" and t["rtcp_mux"], t
+        check_plain_sdp_to_baresip(pam)
+        check_heard(s, TONE_HZ, "alice")
+        await asyncio.to_thread(pam.ctrl, "hangup")
+        assert await inc.wait_ended() == "success"
+    run(scenario, ice_alice(), pam)
+    check_baresip_heard(pam)
+    check_baresip_pitch(pam, ICE_ALICE_HZ)

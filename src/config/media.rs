@@ -13,10 +13,23 @@ pub enum MediaMode {
     Direct,
     /// stox anchors the media of the calls it can relay: each side is given an address of
     /// stox's own and RTP/RTCP are forwarded between them, so a phone behind NAT or a
-    /// firewall that only lets the gateway through still has audio. For now that is a call
-    /// whose two sides both use plain transports (Raw-UDP / RTP without ICE or DTLS, with or
-    /// without SDES keys, which stay end to end); other calls go direct.
+    /// firewall that only lets the gateway through still has audio, and a plain-RTP phone
+    /// can talk to a client that insists on ICE + DTLS-SRTP. That is a call whose SIP side
+    /// uses plain RTP (SDES keys, when both sides use them, stay end to end); a call with ICE
+    /// or DTLS on the SIP side goes direct.
     Relay,
+}
+
+/// What a relayed SIP caller's plain offer becomes toward the XMPP party.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum XmppTransport {
+    /// ICE-UDP + DTLS-SRTP + rtcp-mux, terminated by the relay: what Conversations, Dino,
+    /// Movim and other WebRTC-based clients require.
+    #[default]
+    IceUdp,
+    /// Raw-UDP (XEP-0177) with plain RTP, for clients that take it.
+    RawUdp,
 }
 
 /// `[media]` section.
@@ -40,6 +53,9 @@ pub struct MediaConfig {
     /// (0: never). Calls on hold are exempt.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// What a SIP caller's plain offer becomes toward the XMPP party when relayed.
+    #[serde(default)]
+    pub xmpp_transport: XmppTransport,
 }
 
 fn default_port_min() -> u16 {
@@ -62,6 +78,7 @@ impl Default for MediaConfig {
             port_min: default_port_min(),
             port_max: default_port_max(),
             timeout_secs: default_timeout(),
+            xmpp_transport: XmppTransport::default(),
         }
     }
 }
@@ -69,7 +86,7 @@ impl Default for MediaConfig {
 impl MediaConfig {
     /// Problems in this section.
     pub fn validate(&self, problems: &mut Vec<String>) {
-        if self.port_min < 1024 || self.port_min % 2 != 0 {
+        if self.port_min < 1024 || !self.port_min.is_multiple_of(2) {
             problems.push(format!(
                 "media.port_min = {}: expected an even port of at least 1024",
                 self.port_min
@@ -110,6 +127,9 @@ mod tests {
         let relay: MediaConfig =
             toml::from_str("mode = \"relay\"\nrelay_address = \"192.0.2.7\"").unwrap();
         assert_eq!(relay.mode, MediaMode::Relay);
+        assert_eq!(relay.xmpp_transport, XmppTransport::IceUdp);
+        let raw: MediaConfig = toml::from_str("xmpp_transport = \"raw-udp\"").unwrap();
+        assert_eq!(raw.xmpp_transport, XmppTransport::RawUdp);
         let bad: MediaConfig = toml::from_str(
             "port_min = 30001\nport_max = 30002\ntimeout_secs = 100000\nrelay_address = \"0.0.0.0\"",
         )

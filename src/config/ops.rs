@@ -9,7 +9,7 @@ mod muc;
 pub use muc::MucConfig;
 #[path = "media.rs"]
 mod media;
-pub use media::{MediaConfig, MediaMode};
+pub use media::{MediaConfig, MediaMode, XmppTransport};
 
 use serde::Deserialize;
 

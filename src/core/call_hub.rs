@@ -17,13 +17,13 @@
 use super::call_leg::{Leg, SipDialer};
 use super::call_session;
 use super::{Event, Router};
-use crate::config::MediaMode;
+use crate::config::{MediaMode, XmppTransport};
 use crate::errmap::{DefinedCondition, SipStatus, XmppError};
 use crate::im::SipMessageIn;
 use crate::media::call::{stanza, Call, Input, Settings};
 use crate::media::relay::forward::Relay;
 use crate::media::relay::ports::{CallPorts, PortPool};
-use crate::media::relay::Anchor;
+use crate::media::relay::{Anchor, LocalIce};
 use crate::sip::invite::{InviteOut, PendingInvite};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -119,6 +119,12 @@ impl Router {
             ip,
             x_port: ports.x_port(),
             s_port: ports.s_port(),
+            ice: crate::media::relay::ice::identity().map(|id| LocalIce {
+                ufrag: crate::sip::inbound::random_token()[..8].to_owned(),
+                pwd: crate::sip::inbound::random_token() + &crate::sip::inbound::random_token(),
+                fingerprint: id.fingerprint.clone(),
+            }),
+            offer_ice: m.xmpp_transport == XmppTransport::IceUdp,
         };
         Ok(Some(RelaySlot { ports, anchor }))
     }
@@ -307,7 +313,7 @@ impl Router {
         };
         info!(xmpp = %from, sip = %invite.request_uri, sid = %key.1, "call from XMPP");
         let relay = slot.and_then(|s| self.relay_spawn(s, None));
-        settings.anchor = relay.as_ref().map(|r| r.1);
+        settings.anchor = relay.as_ref().map(|r| r.1.clone());
         let relay = relay.map(|r| r.0);
         let (call, first) = Call::from_jingle(settings, id, from, to, &j);
         let dialer: Arc<dyn call_session::Dialer> = Arc::new(SipDialer {
@@ -400,7 +406,7 @@ impl Router {
             return;
         };
         let relay = slot.and_then(|s| self.relay_spawn(s, Some(pending.source().ip())));
-        settings.anchor = relay.as_ref().map(|r| r.1);
+        settings.anchor = relay.as_ref().map(|r| r.1.clone());
         let relay = relay.map(|r| r.0);
         let Some(leg) = Leg::incoming(pending, &contact).await else {
             return;
@@ -420,7 +426,7 @@ impl Router {
     ) -> Option<(Relay, Anchor)> {
         let secs = self.ops.effective.media.timeout_secs;
         let timeout = (secs > 0).then(|| Duration::from_secs(secs));
-        match Relay::spawn(slot.ports, None, s_source, timeout) {
+        match Relay::spawn(slot.ports, None, s_source, timeout, slot.anchor.ice.clone()) {
             Ok(r) => Some((r, slot.anchor)),
             Err(e) => {
                 tracing::warn!(error = %e, "media relay could not start: media goes direct");

@@ -155,6 +155,9 @@ const FIELDS: &[Field] = &[
     ("media.timeout_secs", true, |c| {
         c.media.timeout_secs.to_string()
     }),
+    ("media.xmpp_transport", true, |c| {
+        format!("{:?}", c.media.xmpp_transport)
+    }),
     // Read when a SIP user joins a room: a reload applies to new memberships.
     ("muc.services", true, |c| format!("{:?}", c.muc.services)),
     ("muc.sip_room_domains", true, |c| {

@@ -40,7 +40,7 @@ mod tests_relay;
 use super::ice::Generations;
 use super::model::{Description, Kind, Role, Senders};
 use super::reason::Reason;
-use super::relay::{self, Anchor, MediaOut, Side};
+use super::relay::{self, Anchor, MediaOut, Mode, Side};
 use super::sdp::{self, MLine, SdpOrigin};
 use super::MediaError;
 use crate::errmap::XmppError;
@@ -244,12 +244,12 @@ pub struct Call {
 }
 
 /// Whether a call's media goes through the relay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Anchoring {
     /// Ports are held; the first description decides.
     Undecided(Anchor),
-    /// Anchored on these ports.
-    On(Anchor),
+    /// Anchored on these ports, this way.
+    On(Anchor, Mode),
     /// Direct.
     Off,
 }
@@ -278,8 +278,8 @@ impl Call {
         s_jid: &str,
         state: State,
     ) -> Call {
-        let anchoring = match settings.anchor {
-            Some(a) => Anchoring::Undecided(a),
+        let anchoring = match &settings.anchor {
+            Some(a) => Anchoring::Undecided(a.clone()),
             None => Anchoring::Off,
         };
         Call {
@@ -340,30 +340,75 @@ impl Call {
         out.splice(0..0, media);
     }
 
-    /// `desc` from `side` is about to cross to the other side: decide on anchoring at the
-    /// first description, tell the relay where `side` receives, and return what the other
-    /// side is to be told (the relay's port pair when anchored).
-    fn anchor(&mut self, desc: &Description, side: Side) -> Option<Description> {
-        let a = match self.anchoring {
+    /// `desc` from `side` (an offer or answer: `kind`) is about to cross to the other side:
+    /// decide on anchoring at the first description, tell the relay where `side` receives,
+    /// and return what the other side is to be told (the relay's ports when anchored).
+    fn anchor(&mut self, desc: &Description, side: Side, kind: Kind) -> Option<Description> {
+        let (a, mode) = match &self.anchoring {
             Anchoring::Off => return None,
-            Anchoring::On(a) => a,
-            Anchoring::Undecided(a) if relay::relayable(desc) => {
-                self.anchoring = Anchoring::On(a);
-                a
-            }
-            Anchoring::Undecided(_) => {
-                tracing::debug!(sid = %self.sid, "media not relayable (ICE, DTLS or not one audio stream): direct");
-                self.anchoring = Anchoring::Off;
-                self.media.push(MediaOut::Direct);
-                return None;
-            }
+            Anchoring::On(a, m) => (a.clone(), *m),
+            Anchoring::Undecided(a) => match relay::mode(desc, side, a) {
+                Some(m) => {
+                    let a = a.clone();
+                    self.anchoring = Anchoring::On(a.clone(), m);
+                    (a, m)
+                }
+                None => {
+                    tracing::debug!(sid = %self.sid, "media cannot be relayed (ICE or DTLS from SIP, or not one audio stream): direct");
+                    self.anchoring = Anchoring::Off;
+                    self.media.push(MediaOut::Direct);
+                    return None;
+                }
+            },
         };
-        self.media.push(MediaOut::Peer(relay::peer(desc, side)));
-        let port = match side {
-            Side::X => a.s_port,
-            Side::S => a.x_port,
-        };
-        Some(relay::anchored(desc, a.ip, port))
+        match (mode, side) {
+            (Mode::Plain, _) => {
+                self.media.push(MediaOut::Peer(relay::peer(desc, side)));
+                let port = match side {
+                    Side::X => a.s_port,
+                    Side::S => a.x_port,
+                };
+                Some(relay::anchored(desc, a.ip, port))
+            }
+            (Mode::IceX, Side::X) => {
+                let mut p = relay::peer(desc, Side::X);
+                // XEP-0176: the Jingle initiator is the controlling agent; the relay
+                // initiated when S called.
+                p.ice = relay::remote_ice(desc, self.x_role == Role::Responder);
+                p.rtp = None;
+                p.rtcp = None;
+                self.media.push(MediaOut::Peer(p));
+                Some(relay::plain_for_sip(desc, a.ip, a.s_port))
+            }
+            (Mode::IceX, Side::S) => {
+                self.media.push(MediaOut::Peer(relay::peer(desc, Side::S)));
+                let me = a.ice.as_ref()?;
+                let client_offer = self
+                    .x_desc
+                    .as_ref()
+                    .and_then(|d| d.contents.first())
+                    .and_then(|c| c.transport.fingerprint.as_ref())
+                    .map(|f| f.setup);
+                let setup = relay::setup_toward_xmpp(kind, client_offer);
+                Some(relay::ice_for_xmpp(desc, a.ip, a.x_port, me, setup))
+            }
+        }
+    }
+
+    /// X trickled candidates into a call whose ICE leg the relay terminates: they go to the
+    /// relay, not to the SIP side.
+    fn trickled_to_relay(&mut self) -> bool {
+        if !matches!(self.anchoring, Anchoring::On(_, Mode::IceX)) {
+            return false;
+        }
+        if let Some(d) = &self.x_desc {
+            let mut p = relay::peer(d, Side::X);
+            p.ice = relay::remote_ice(d, self.x_role == Role::Responder);
+            p.rtp = None;
+            p.rtcp = None;
+            self.media.push(MediaOut::Peer(p));
+        }
+        true
     }
 
     fn s_role(&self) -> Role {
@@ -471,7 +516,7 @@ impl Call {
             version: self.sdp_version + 1,
             address: self.settings.origin,
         };
-        let anchored = self.anchor(desc, Side::X);
+        let anchored = self.anchor(desc, Side::X, kind);
         let desc = anchored.as_ref().unwrap_or(desc);
         let mut s = sdp::to_sdp(desc, self.x_role, kind, &origin, offer)?;
         let text = s.to_string();
@@ -515,7 +560,7 @@ impl Call {
                 }
             }
         }
-        if let Some(d) = self.anchor(&read.description, Side::S) {
+        if let Some(d) = self.anchor(&read.description, Side::S, kind) {
             read.description = d;
         }
         Ok(read)
@@ -579,6 +624,9 @@ impl Call {
             restart |= t.ice.is_some() && known.is_some_and(|c| c.transport.ice != t.ice);
             // An unknown content name changes nothing; the IQ was well-formed.
             let _ = super::ice::apply_transport_info(desc, &name, t);
+        }
+        if self.state == State::Active && self.trickled_to_relay() {
+            return;
         }
         match self.state {
             State::Gathering | State::Answering if self.gathered() => self.x_description_ready(out),

@@ -3,18 +3,36 @@
 
 use super::tests::*;
 use super::*;
+use crate::media::model::Setup;
 use crate::media::relay::Peer;
 use crate::media::tests::{fixture, xml_text};
 
-const ANCHOR: Anchor = Anchor {
-    ip: std::net::IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9)),
-    x_port: 30000,
-    s_port: 30002,
-};
+const IP: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9));
+
+fn anchor(offer_ice: bool) -> Anchor {
+    Anchor {
+        ip: IP,
+        x_port: 30000,
+        s_port: 30002,
+        ice: Some(crate::media::relay::LocalIce {
+            ufrag: "relayufr".into(),
+            pwd: "relaypassword0123456789abcdef".into(),
+            fingerprint: ("sha-256".into(), "AB:CD:EF".into()),
+        }),
+        offer_ice,
+    }
+}
 
 fn relayed() -> Settings {
     Settings {
-        anchor: Some(ANCHOR),
+        anchor: Some(anchor(false)),
+        ..settings()
+    }
+}
+
+fn relayed_ice() -> Settings {
+    Settings {
+        anchor: Some(anchor(true)),
         ..settings()
     }
 }
@@ -22,7 +40,7 @@ fn relayed() -> Settings {
 fn peers(out: &[Output]) -> Vec<Peer> {
     out.iter()
         .filter_map(|o| match o {
-            Output::Media(MediaOut::Peer(p)) => Some(*p),
+            Output::Media(MediaOut::Peer(p)) => Some(p.clone()),
             _ => None,
         })
         .collect()
@@ -38,7 +56,7 @@ fn m1() -> Element {
 fn x_calls_s_through_the_relay() {
     let (mut call, out) = Call::from_jingle(relayed(), "i1", X, S, &m1());
     assert_eq!(kinds(&out), ["media-X", "iq-result", "Invite"]);
-    let x = peers(&out)[0];
+    let x = peers(&out)[0].clone();
     assert_eq!(x.rtp, Some("192.0.2.101:49172".parse().unwrap()));
     assert_eq!(x.rtcp, Some("192.0.2.101:49173".parse().unwrap()));
     let sdp = sdp_of(&out);
@@ -64,7 +82,7 @@ fn x_calls_s_through_the_relay() {
     let t = &desc.contents[0].transport;
     assert!(t.ice.is_none() && t.fingerprint.is_none());
     let rtp = t.candidates.iter().find(|c| c.component == 1).unwrap();
-    assert_eq!((rtp.ip, rtp.port), (ANCHOR.ip, 30000));
+    assert_eq!((rtp.ip, rtp.port), (IP, 30000));
 }
 
 /// S calls X: X is offered the relay's X port; X's answer goes to S as the relay's S port.
@@ -89,7 +107,7 @@ fn s_calls_x_through_the_relay() {
     let offer =
         crate::media::jingle::read_contents(iq.children().next().unwrap(), Kind::Offer).unwrap();
     let rtp = &offer.contents[0].transport.candidates[0];
-    assert_eq!((rtp.ip, rtp.port), (ANCHOR.ip, 30000));
+    assert_eq!((rtp.ip, rtp.port), (IP, 30000));
     let accept = xml_text(
         "<jingle xmlns='urn:xmpp:jingle:1' action='session-accept' sid='sid9'>\
          <content creator='initiator' name='audio'>\
@@ -172,4 +190,112 @@ fn hold_is_told_to_the_relay() {
     assert!(!s.both_ways);
     // X's answer (recvonly, written on its behalf) is told too.
     assert!(p.iter().any(|p| p.side == Side::X && !p.both_ways));
+}
+
+/// X (aiortc: ICE + DTLS, actpass) calls a plain SIP phone through the relay: S gets plain
+/// RTP/AVP at the relay, X gets ICE-UDP with the relay's credentials and host candidate,
+/// DTLS `active`, rtcp-mux; the relay learns X's ICE side with itself as DTLS client and
+/// controlled agent.
+#[test]
+fn ice_client_calls_plain_phone_through_the_relay() {
+    let offer = crate::media::tests::xml("aiortc-offer-by-jingle-peer.xml");
+    let (mut call, _) = Call::from_jingle(relayed(), "i1", X, S, &offer);
+    // Its candidates trickle: the INVITE goes when the gathering time is over (MEDIA-3).
+    let out = call.handle(Input::Timer(Timer::Gather));
+    let k = kinds(&out);
+    assert_eq!(k.last().map(String::as_str), Some("Invite"), "{k:?}");
+    let x = peers(&out).pop().expect("X's side told to the relay");
+    let ice = x.ice.expect("ICE leg");
+    assert!(ice.dtls_client && !ice.controlling, "{ice:?}");
+    assert!(!ice.candidates.is_empty());
+    assert_eq!(x.rtp, None);
+    assert!(x
+        .payloads
+        .iter()
+        .any(|p| p.name.eq_ignore_ascii_case("PCMU")));
+    let sdp = sdp_of(&out);
+    assert!(sdp.contains("m=audio 30002 RTP/AVP "), "{sdp}");
+    for bad in [
+        "ice-ufrag",
+        "fingerprint",
+        "a=candidate",
+        "rtcp-mux",
+        "a=ssrc",
+        "SAVP",
+    ] {
+        assert!(!sdp.contains(bad), "{bad} in {sdp}");
+    }
+    let answer = String::from_utf8(fixture("baresip-1.0.0-offer.sdp"))
+        .unwrap()
+        .replace("m=audio 46114 RTP/AVP 0 8 101", "m=audio 46114 RTP/AVP 0");
+    let out = call.handle(Input::Sip(SipIn::Answered {
+        sdp: answer.into_bytes(),
+    }));
+    assert_eq!(kinds(&out), ["media-S", "session-accept"]);
+    let Output::Xmpp(iq) = &out[1] else {
+        unreachable!()
+    };
+    let desc =
+        crate::media::jingle::read_contents(iq.children().next().unwrap(), Kind::Answer).unwrap();
+    let c = &desc.contents[0];
+    assert!(c.rtcp_mux);
+    assert_eq!(c.transport.ice.as_ref().unwrap().ufrag, "relayufr");
+    let fp = c.transport.fingerprint.as_ref().unwrap();
+    assert_eq!((fp.value.as_str(), fp.setup), ("AB:CD:EF", Setup::Active));
+    let cand = &c.transport.candidates[0];
+    assert_eq!((cand.ip, cand.port, cand.component), (IP, 30000, 1));
+}
+
+/// A plain SIP phone calls X with `xmpp_transport = ice-udp`: X is offered ICE-UDP + DTLS
+/// `actpass` at the relay; X's `active` answer makes the relay the DTLS server and the
+/// controlling agent, and S gets plain RTP at the relay.
+#[test]
+fn plain_phone_calls_ice_client_through_the_relay() {
+    let (mut call, _) = Call::from_invite(
+        relayed_ice(),
+        "sid9",
+        S,
+        "juliet@example.com",
+        &fixture("baresip-1.0.0-offer.sdp"),
+    );
+    let out = call.handle(Input::Jmi {
+        from: "juliet@example.com/phone".into(),
+        el: xml_text("<proceed xmlns='urn:xmpp:jingle-message:0' id='sid9'/>"),
+    });
+    let Output::Xmpp(iq) = &out[0] else {
+        panic!("{:?}", kinds(&out))
+    };
+    let offer =
+        crate::media::jingle::read_contents(iq.children().next().unwrap(), Kind::Offer).unwrap();
+    let t = &offer.contents[0].transport;
+    assert_eq!(t.fingerprint.as_ref().unwrap().setup, Setup::Actpass);
+    assert!(offer.contents[0].rtcp_mux && t.ice.is_some());
+    let accept = xml_text(
+        "<jingle xmlns='urn:xmpp:jingle:1' action='session-accept' sid='sid9'>\
+         <content creator='initiator' name='audio'>\
+         <description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'><payload-type id='0' name='PCMU' clockrate='8000'/><rtcp-mux/></description>\
+         <transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='cli1' pwd='clientpassword0123456789'>\
+         <fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash='sha-256' setup='active'>01:02</fingerprint>\
+         <candidate component='1' foundation='1' generation='0' id='c1' ip='192.0.2.77' port='7000' priority='2130706431' protocol='udp' type='host'/>\
+         </transport></content></jingle>",
+    );
+    call.handle(Input::Jingle {
+        id: "a1".into(),
+        from: "juliet@example.com/phone".into(),
+        jingle: accept,
+    });
+    let out = call.handle(Input::Timer(Timer::Gather));
+    let x = peers(&out)
+        .into_iter()
+        .find(|p| p.side == Side::X)
+        .expect("X told");
+    let ice = x.ice.expect("ICE leg");
+    assert!(!ice.dtls_client && ice.controlling, "{ice:?}");
+    assert_eq!(ice.candidates, vec!["192.0.2.77:7000".parse().unwrap()]);
+    let sdp = sdp_of(&out);
+    assert!(sdp.contains("m=audio 30002 RTP/AVP 0"), "{sdp}");
+    assert!(
+        !sdp.contains("fingerprint") && !sdp.contains("ice-ufrag"),
+        "{sdp}"
+    );
 }

@@ -6,9 +6,10 @@
 //! The [`Relay`] handle is owned by the call's task; dropping it stops the task and closes
 //! the sockets, which returns the ports to the range.
 
+use super::ice::{IceLeg, Out};
 use super::latch::Latch;
 use super::ports::CallPorts;
-use super::{MediaOut, Side};
+use super::{LocalIce, MediaOut, Side};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -47,12 +48,16 @@ impl Relay {
     /// Start relaying on `ports`. `x_signalling` / `s_signalling` are the IPs each party's
     /// signalling came from, when known (they may latch from there, for NAT). `timeout`:
     /// end the call after this long without a packet on either leg (`None`: never).
+    /// `local_ice`: the relay's ICE credentials toward the XMPP party, for a call the machine
+    /// anchors in [`super::Mode::IceX`].
     pub fn spawn(
         ports: CallPorts,
         x_signalling: Option<IpAddr>,
         s_signalling: Option<IpAddr>,
         timeout: Option<Duration>,
+        local_ice: Option<LocalIce>,
     ) -> std::io::Result<Relay> {
+        let x_local = ports.x.0.local_addr()?;
         let sock = |s: std::net::UdpSocket| UdpSocket::from_std(s);
         let legs = Legs {
             x_rtp: sock(ports.x.0)?,
@@ -69,6 +74,9 @@ impl Relay {
             both_ways: (false, false),
             last: Instant::now(),
             stats: stats.clone(),
+            ice: None,
+            local_ice,
+            x_local,
         };
         let task = tokio::spawn(run(legs, state, rx, timeout, tx_timeout));
         Ok(Relay {
@@ -115,6 +123,8 @@ impl Relay {
 }
 
 /// What the handle tells the task.
+// One per description or INVITE: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Update {
     Media(MediaOut),
     Signalling(Side, IpAddr),
@@ -136,6 +146,10 @@ struct State {
     /// The last packet forwarded, or the moment both sides last resumed media.
     last: Instant,
     stats: Arc<Stats>,
+    /// The ICE + DTLS-SRTP leg toward the XMPP party, once its description has come.
+    ice: Option<IceLeg>,
+    local_ice: Option<LocalIce>,
+    x_local: SocketAddr,
 }
 
 /// Which of the four sockets a packet came in on.
@@ -162,6 +176,24 @@ impl State {
                 return;
             }
         };
+        if let (Side::X, Some(remote)) = (p.side, &p.ice) {
+            match (&mut self.ice, &self.local_ice) {
+                (Some(leg), _) => leg.add_candidates(remote),
+                (None, Some(me)) => {
+                    self.ice = IceLeg::new(
+                        Instant::now().into_std(),
+                        self.x_local,
+                        me,
+                        remote,
+                        &p.payloads,
+                    );
+                    if self.ice.is_none() {
+                        tracing::debug!("media relay: no ICE leg (no identity or no known codec)");
+                    }
+                }
+                (None, None) => {}
+            }
+        }
         let (latches, both) = match p.side {
             Side::X => (&mut self.x, &mut self.both_ways.0),
             Side::S => (&mut self.s, &mut self.both_ways.1),
@@ -202,6 +234,82 @@ impl State {
     }
 }
 
+impl State {
+    /// A packet while the call has its ICE leg: the XMPP party's datagrams go into the leg,
+    /// the SIP party's RTP out through it. `false`: not the leg's (the plain path decides).
+    fn through_ice(&mut self, legs: &Legs, port: Port, src: SocketAddr, pkt: &[u8]) -> bool {
+        let now = std::time::Instant::now();
+        let mut outs = Vec::new();
+        match port {
+            Port::XRtp => {
+                if let Some(leg) = self.ice.as_mut() {
+                    leg.receive(now, src, pkt, &mut outs);
+                }
+            }
+            // rtcp-mux: nothing comes here from an ICE client.
+            Port::XRtcp => {}
+            Port::SRtp => {
+                if !self.s.0.accept(src) {
+                    return false;
+                }
+                self.last = Instant::now();
+                let sent = self
+                    .ice
+                    .as_mut()
+                    .is_some_and(|leg| leg.send_rtp(now, pkt, &mut outs));
+                let c = if sent {
+                    &self.stats.s_to_x
+                } else {
+                    &self.stats.dropped
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+            // The leg makes its own RTCP toward the client (str0m terminates SRTCP); the
+            // phone's reports keep the call alive but go no further.
+            Port::SRtcp => {
+                if !self.s.1.accept(src) {
+                    return false;
+                }
+                self.last = Instant::now();
+            }
+        }
+        self.carry_out(legs, outs);
+        true
+    }
+
+    /// Send what the ICE leg produced.
+    fn carry_out(&mut self, legs: &Legs, outs: Vec<Out>) {
+        for o in outs {
+            match o {
+                Out::Transmit(dst, bytes) => {
+                    let _ = legs.x_rtp.try_send_to(&bytes, dst);
+                }
+                Out::Rtp(bytes) => {
+                    self.last = Instant::now();
+                    let sent = self
+                        .s
+                        .0
+                        .destination()
+                        .is_some_and(|d| legs.s_rtp.try_send_to(&bytes, d).is_ok());
+                    let c = if sent {
+                        &self.stats.x_to_s
+                    } else {
+                        &self.stats.dropped
+                    };
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until_std(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// RFC 5761 §4: on a muxed port, RTCP packet types 192..=223 are told from RTP payload types
 /// by the second byte.
 fn is_rtcp(p: &[u8]) -> bool {
@@ -237,6 +345,14 @@ async fn run(
             r = legs.x_rtcp.readable() => { r.ok(); Port::XRtcp }
             r = legs.s_rtp.readable() => { r.ok(); Port::SRtp }
             r = legs.s_rtcp.readable() => { r.ok(); Port::SRtcp }
+            _ = sleep_until_std(st.ice.as_ref().and_then(IceLeg::next_timeout)) => {
+                let mut outs = Vec::new();
+                if let Some(leg) = st.ice.as_mut() {
+                    leg.timeout(std::time::Instant::now(), &mut outs);
+                }
+                st.carry_out(&legs, outs);
+                continue;
+            }
             _ = tick_or_never(tick.as_mut()) => {
                 let quiet = st.both_ways == (true, true)
                     && timeout.is_some_and(|t| st.last.elapsed() >= t);
@@ -263,6 +379,9 @@ async fn run(
                 continue;
             }
             let pkt = &buf[..n];
+            if st.ice.is_some() && st.through_ice(&legs, port, src, pkt) {
+                continue;
+            }
             let Some((out, dst)) = st.route(port, src, is_rtcp(pkt)) else {
                 st.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;

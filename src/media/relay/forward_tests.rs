@@ -35,6 +35,8 @@ fn peer(side: Side, s: &(UdpSocket, UdpSocket)) -> MediaOut {
         rtp: Some(s.0.local_addr().unwrap()),
         rtcp: Some(s.1.local_addr().unwrap()),
         both_ways: true,
+        ice: None,
+        payloads: Vec::new(),
     })
 }
 
@@ -57,7 +59,7 @@ async fn nothing(s: &UdpSocket) {
 async fn rtp_and_rtcp_both_ways_from_the_relay_ports() {
     let ports = pool().allocate().unwrap();
     let (xp, sp) = (ports.x_port(), ports.s_port());
-    let relay = Relay::spawn(ports, None, None, None).unwrap();
+    let relay = Relay::spawn(ports, None, None, None, None).unwrap();
     let (x, s) = (phone().await, phone().await);
     relay.update(peer(Side::X, &x));
     relay.update(peer(Side::S, &s));
@@ -85,7 +87,7 @@ async fn rtp_and_rtcp_both_ways_from_the_relay_ports() {
 async fn strangers_are_not_relayed_and_latching_follows_the_party() {
     let ports = pool().allocate().unwrap();
     let (xp, sp) = (ports.x_port(), ports.s_port());
-    let relay = Relay::spawn(ports, None, None, None).unwrap();
+    let relay = Relay::spawn(ports, None, None, None, None).unwrap();
     let (x, s) = (phone().await, phone().await);
     relay.update(peer(Side::X, &x));
     relay.update(peer(Side::S, &s));
@@ -114,7 +116,7 @@ async fn strangers_are_not_relayed_and_latching_follows_the_party() {
 async fn rtcp_on_a_muxed_port_goes_to_the_rtcp_destination() {
     let ports = pool().allocate().unwrap();
     let xp = ports.x_port();
-    let relay = Relay::spawn(ports, None, None, None).unwrap();
+    let relay = Relay::spawn(ports, None, None, None, None).unwrap();
     let (x, s) = (phone().await, phone().await);
     let xa = x.0.local_addr().unwrap();
     relay.update(MediaOut::Peer(Peer {
@@ -122,6 +124,8 @@ async fn rtcp_on_a_muxed_port_goes_to_the_rtcp_destination() {
         rtp: Some(xa),
         rtcp: Some(xa),
         both_ways: true,
+        ice: None,
+        payloads: Vec::new(),
     }));
     relay.update(peer(Side::S, &s));
     x.0.send_to(&[0x81, 200, 0, 6], ("127.0.0.1", xp))
@@ -135,7 +139,8 @@ async fn rtcp_on_a_muxed_port_goes_to_the_rtcp_destination() {
 async fn no_media_on_either_leg_times_out_but_not_on_hold() {
     let ports = pool().allocate().unwrap();
     let xp = ports.x_port();
-    let mut relay = Relay::spawn(ports, None, None, Some(Duration::from_millis(300))).unwrap();
+    let mut relay =
+        Relay::spawn(ports, None, None, Some(Duration::from_millis(300)), None).unwrap();
     let (x, s) = (phone().await, phone().await);
     relay.update(peer(Side::X, &x));
     let MediaOut::Peer(mut held) = peer(Side::S, &s) else {
@@ -165,7 +170,7 @@ async fn dropping_the_relay_releases_its_ports() {
     let pool = pool();
     let ports = pool.allocate().unwrap();
     let (xp, sp) = (ports.x_port(), ports.s_port());
-    let relay = Relay::spawn(ports, None, None, None).unwrap();
+    let relay = Relay::spawn(ports, None, None, None, None).unwrap();
     assert!(pool.allocate().is_none(), "all four ports are in use");
     drop(relay);
     // The abort takes effect at the task's next poll.

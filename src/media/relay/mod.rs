@@ -13,22 +13,26 @@
 //!   sockets are dropped;
 //! - [`forward`]: the one task per call that moves the packets and notices media stopping.
 //!
-//! What can be anchored today: a call with one audio content whose two sides use plain
-//! transports (Jingle Raw-UDP / SDP without ICE), with or without SDES keys (`a=crypto`,
-//! XEP-0167 `<crypto/>`): SRTP packets are forwarded as they are, so the keys stay end to end.
-//! A call with ICE or DTLS-SRTP on either side goes direct until the relay has its own ICE and
-//! DTLS leg (see ARCHITECTURE.md, "Media relay").
+//! What can be anchored: a call with one audio content whose SIP side uses a plain transport
+//! (SDP without ICE or DTLS), and whose XMPP side uses either a plain one too (Jingle Raw-UDP;
+//! SDES keys, `a=crypto` / XEP-0167 `<crypto/>`, then stay end to end: SRTP is forwarded as it
+//! is) or ICE-UDP + DTLS-SRTP + rtcp-mux, which [`ice`] terminates ([`Mode`]). A call with ICE
+//! or DTLS on the SIP side goes direct.
 
 pub mod forward;
+pub mod ice;
 pub mod latch;
 pub mod ports;
 
-use super::model::{Candidate, CandidateKind, Description, Senders, Transport};
+use super::model::{
+    Candidate, CandidateKind, Content, Description, Fingerprint, IceCredentials, Kind, Senders,
+    Setup, Transport,
+};
 use std::net::{IpAddr, SocketAddr};
 
 /// The relay's addresses for one call: each side is told its own port pair (RTP on the even
 /// port, RTCP on the next).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Anchor {
     /// The address written into SDP and Jingle.
     pub ip: IpAddr,
@@ -36,6 +40,62 @@ pub struct Anchor {
     pub x_port: u16,
     /// RTP port the SIP party sends to.
     pub s_port: u16,
+    /// The relay's ICE credentials and DTLS fingerprint toward the XMPP party, when it can
+    /// terminate ICE + DTLS-SRTP.
+    pub ice: Option<LocalIce>,
+    /// What a SIP caller's plain offer becomes toward XMPP: ICE-UDP + DTLS-SRTP (true) or
+    /// Raw-UDP (false).
+    pub offer_ice: bool,
+}
+
+/// The relay's side of an ICE + DTLS-SRTP leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalIce {
+    /// ICE username fragment.
+    pub ufrag: String,
+    /// ICE password.
+    pub pwd: String,
+    /// DTLS certificate fingerprint: hash function and upper-case hex.
+    pub fingerprint: (String, String),
+}
+
+/// The XMPP party's side of an ICE + DTLS-SRTP leg, and the relay's roles toward it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteIce {
+    /// ICE username fragment.
+    pub ufrag: String,
+    /// ICE password.
+    pub pwd: String,
+    /// DTLS certificate fingerprint: hash function and hex.
+    pub fingerprint: (String, String),
+    /// UDP candidates of component 1.
+    pub candidates: Vec<SocketAddr>,
+    /// The relay opens DTLS (it is `active`).
+    pub dtls_client: bool,
+    /// The relay is the controlling ICE agent (it initiated the Jingle session, XEP-0176).
+    pub controlling: bool,
+}
+
+/// A negotiated payload type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadType {
+    /// Number.
+    pub pt: u8,
+    /// Encoding name.
+    pub name: String,
+    /// Clock rate.
+    pub clockrate: u32,
+    /// Channels.
+    pub channels: u8,
+}
+
+/// How a call is anchored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Plain transports on both sides: packets forwarded as they are.
+    Plain,
+    /// ICE + DTLS-SRTP toward XMPP, plain RTP toward SIP.
+    IceX,
 }
 
 /// A side of the call.
@@ -48,7 +108,7 @@ pub enum Side {
 }
 
 /// Where one side receives media, as its latest description says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     /// Which side.
     pub side: Side,
@@ -59,10 +119,16 @@ pub struct Peer {
     /// Whether media is meant to flow both ways (not on hold): the relay's no-media timer
     /// runs only then.
     pub both_ways: bool,
+    /// The XMPP party's ICE + DTLS-SRTP leg ([`Mode::IceX`]); `rtp`/`rtcp` are then unused.
+    pub ice: Option<RemoteIce>,
+    /// The payload types of the description.
+    pub payloads: Vec<PayloadType>,
 }
 
 /// What the call machine asks of the relay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// One per description: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaOut {
     /// A side's description arrived: send its media here.
     Peer(Peer),
@@ -74,13 +140,154 @@ pub enum MediaOut {
 /// DTLS) with an RTP address.
 pub fn relayable(desc: &Description) -> bool {
     match desc.contents.as_slice() {
-        [c] => {
-            c.media == "audio"
-                && c.transport.ice.is_none()
-                && c.transport.fingerprint.is_none()
-                && c.transport.candidates.iter().any(|k| k.component == 1)
-        }
+        [c] => c.media == "audio" && is_plain(c),
         _ => false,
+    }
+}
+
+fn is_plain(c: &Content) -> bool {
+    c.transport.ice.is_none()
+        && c.transport.fingerprint.is_none()
+        && c.transport.candidates.iter().any(|k| k.component == 1)
+}
+
+/// How the first description of a call, coming from `side`, lets it be anchored; `None`:
+/// it goes direct.
+pub fn mode(desc: &Description, side: Side, anchor: &Anchor) -> Option<Mode> {
+    let [c] = desc.contents.as_slice() else {
+        return None;
+    };
+    if c.media != "audio" {
+        return None;
+    }
+    let ice_ok = anchor.ice.is_some();
+    match side {
+        Side::S if is_plain(c) && anchor.offer_ice && ice_ok => Some(Mode::IceX),
+        Side::S if is_plain(c) => Some(Mode::Plain),
+        Side::X if is_plain(c) => Some(Mode::Plain),
+        Side::X if ice_ok && c.transport.ice.is_some() && c.transport.fingerprint.is_some() => {
+            Some(Mode::IceX)
+        }
+        _ => None,
+    }
+}
+
+/// The payload types of `desc`'s first content.
+pub fn payloads(desc: &Description) -> Vec<PayloadType> {
+    desc.contents
+        .first()
+        .map(|c| {
+            c.payloads
+                .iter()
+                .map(|p| PayloadType {
+                    pt: p.id,
+                    name: p.name.clone(),
+                    clockrate: p.clockrate,
+                    channels: p.channels,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The XMPP party's ICE leg as its description `desc` gives it; `controlling`: the relay is
+/// the Jingle initiator's side.
+pub fn remote_ice(desc: &Description, controlling: bool) -> Option<RemoteIce> {
+    let t = &desc.contents.first()?.transport;
+    let creds = t.ice.as_ref()?;
+    let fp = t.fingerprint.as_ref()?;
+    Some(RemoteIce {
+        ufrag: creds.ufrag.clone(),
+        pwd: creds.pwd.clone(),
+        fingerprint: (fp.hash.clone(), fp.value.clone()),
+        candidates: t
+            .candidates
+            .iter()
+            .filter(|k| k.component == 1 && k.protocol.eq_ignore_ascii_case("udp"))
+            .map(|k| SocketAddr::new(k.ip, k.port))
+            .collect(),
+        // RFC 5763 §5: the party that is not active is the server; an `actpass` peer lets
+        // the relay choose, and it takes the client role (the answerer SHOULD be active).
+        dtls_client: fp.setup != Setup::Active,
+        controlling,
+    })
+}
+
+/// `desc` (the XMPP party's, ICE + DTLS) as the SIP party is to see it: plain RTP at the
+/// relay's `port`, without what only the ICE/DTLS leg understands (SSRCs, feedback, header
+/// extensions, rtcp-mux, BUNDLE), since the relay re-sends the media under its own SSRC.
+pub fn plain_for_sip(desc: &Description, ip: IpAddr, port: u16) -> Description {
+    let mut d = desc.clone();
+    d.bundle.clear();
+    d.lip_sync.clear();
+    for c in &mut d.contents {
+        c.rtcp_mux = false;
+        c.rtcp_fb_all.clear();
+        c.hdrexts.clear();
+        c.extmap_allow_mixed = false;
+        c.sources.clear();
+        c.source_groups.clear();
+        c.crypto.clear();
+        for p in &mut c.payloads {
+            p.rtcp_fb.clear();
+        }
+    }
+    anchored(&d, ip, port)
+}
+
+/// `desc` (the SIP party's, plain) as the XMPP party is to see it: ICE-UDP with the relay's
+/// credentials and one host candidate at `port`, DTLS-SRTP with its fingerprint and `setup`,
+/// rtcp-mux; no SSRCs (the relay sends under its own).
+pub fn ice_for_xmpp(
+    desc: &Description,
+    ip: IpAddr,
+    port: u16,
+    me: &LocalIce,
+    setup: Setup,
+) -> Description {
+    let mut d = desc.clone();
+    for c in &mut d.contents {
+        c.rtcp_mux = true;
+        c.sources.clear();
+        c.source_groups.clear();
+        c.crypto.clear();
+        c.transport = Transport {
+            ice: Some(IceCredentials {
+                ufrag: me.ufrag.clone(),
+                pwd: me.pwd.clone(),
+            }),
+            candidates: vec![Candidate {
+                component: 1,
+                foundation: "1".into(),
+                generation: 0,
+                id: "relay-1".into(),
+                ip,
+                port,
+                // RFC 8445 §5.1.2.1 with type preference 126 (host), local preference 65535.
+                priority: 2_130_706_431,
+                protocol: "udp".into(),
+                kind: CandidateKind::Host,
+                rel_addr: None,
+                rel_port: None,
+            }],
+            fingerprint: Some(Fingerprint {
+                hash: me.fingerprint.0.clone(),
+                value: me.fingerprint.1.clone(),
+                setup,
+            }),
+            end_of_candidates: true,
+        };
+    }
+    d
+}
+
+/// The DTLS `setup` the relay writes toward the XMPP party in a description of `kind`:
+/// `actpass` in an offer; in an answer the opposite of the client's offer (RFC 5763 §5).
+pub fn setup_toward_xmpp(kind: Kind, client_offer: Option<Setup>) -> Setup {
+    match (kind, client_offer) {
+        (Kind::Offer, _) => Setup::Actpass,
+        (Kind::Answer, Some(Setup::Active)) => Setup::Passive,
+        (Kind::Answer, _) => Setup::Active,
     }
 }
 
@@ -92,6 +299,8 @@ pub fn peer(desc: &Description, side: Side) -> Peer {
             rtp: None,
             rtcp: None,
             both_ways: false,
+            ice: None,
+            payloads: Vec::new(),
         };
     };
     let at = |component: u8| {
@@ -114,6 +323,8 @@ pub fn peer(desc: &Description, side: Side) -> Peer {
         rtp,
         rtcp,
         both_ways: c.senders == Senders::Both,
+        ice: None,
+        payloads: payloads(desc),
     }
 }
 
