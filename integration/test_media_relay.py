@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from call_peer import TONE_HZ, primary_ipv4
+from call_peer import TONE_HZ, delta, primary_ipv4
 from test_calls import ALICE_HZ as ICE_ALICE_HZ
 from test_calls import alice as ice_alice
 from test_calls import check_baresip_heard, check_heard, run
@@ -270,3 +270,32 @@ def test_relay_plain_sip_phone_calls_ice_dtls_client(xmpp_server, relay_ice, pam
     run(scenario, ice_alice(), pam)
     check_baresip_heard(pam)
     check_baresip_pitch(pam, ICE_ALICE_HZ)
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_relay_ice_dtls_client_holds_and_unholds(xmpp_server, relay_ice, pam):
+    """alice (aiortc) calls pam through the relay and holds: the re-INVITE baresip gets is a=sendonly at the same
+    relay port (plain RTP/AVP), baresip stops sending, so alice receives almost nothing while her own audio still
+    goes out; unhold brings baresip's audio back over the same ICE + DTLS session."""
+    async def scenario(a):
+        call = await a.place_call(sip_jid(PAM, PLAIN_DOMAIN))
+        await call.wait_state("active")
+        await call.wait_media()
+        await asyncio.sleep(1.0)
+        port = check_plain_sdp_to_baresip(pam)
+        await call.hold()
+        await asyncio.sleep(1.0)                          # the re-INVITE round trip and packets in flight
+        got, sent = await asyncio.gather(delta(call, "packets_received", 1.5), delta(call, "packets_sent", 1.5))
+        print("\non hold, in 1.5 s: alice got %d, sent %d" % (got, sent))
+        assert got <= 5, "baresip kept sending while held: alice got %d packets in 1.5 s" % got
+        assert sent >= 50, "the holder stopped sending too (%d packets)" % sent
+        held = [x for x in sdps_at_baresip(pam, port) if "a=sendonly" in x]
+        assert held and "c=IN IP4 %s" % RELAY_IP in held[0], "no sendonly re-INVITE at the relay port %d: %s" % (
+            port, sdps_at_baresip(pam, port))
+        await call.unhold()
+        await asyncio.sleep(1.0)
+        got = await delta(call, "packets_received", 1.5)
+        print("after unhold, in 1.5 s: alice got %d" % got)
+        assert got >= 50, "baresip's audio did not come back after unhold (%d packets)" % got
+        await call.hangup("success")
+    run(scenario, ice_alice(), pam)
