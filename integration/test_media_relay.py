@@ -19,10 +19,11 @@ import pytest
 from call_peer import TONE_HZ, delta, primary_ipv4
 from test_calls import ALICE_HZ as ICE_ALICE_HZ
 from test_calls import alice as ice_alice
+from test_calls import CARL, carl  # noqa: F401
 from test_calls import check_baresip_heard, check_heard, run
 from test_calls_plain import (ALICE_HZ, PAM, alice, check_baresip_pitch, jingle_in, pam, raw_udp_address,  # noqa: F401
                               sdps_at_baresip)
-from topology import PLAIN_DOMAIN, XMPP_DOMAIN, sip_jid
+from topology import CALL_DOMAIN, PLAIN_DOMAIN, XMPP_DOMAIN, sip_jid
 
 # The relay's port range in these tests; nothing else on the machine uses it.
 PORT_MIN, PORT_MAX = 36000, 36099
@@ -30,15 +31,15 @@ PORT_MIN, PORT_MAX = 36000, 36099
 RELAY_IP = "127.0.0.1"
 
 
-def relay_config(stox, timeout_secs: int = 60, xmpp_transport: str = "raw-udp") -> str:
+def relay_config(stox, timeout_secs: int = 60, xmpp_transport: str = "raw-udp", mode: str = "relay") -> str:
     return stox.rendered() + """
 [media]
-mode = "relay"
+mode = "%s"
 port_min = %d
 port_max = %d
 timeout_secs = %d
 xmpp_transport = "%s"
-""" % (PORT_MIN, PORT_MAX, timeout_secs, xmpp_transport)
+""" % (mode, PORT_MIN, PORT_MAX, timeout_secs, xmpp_transport)
 
 
 @pytest.fixture
@@ -299,3 +300,80 @@ def test_relay_ice_dtls_client_holds_and_unholds(xmpp_server, relay_ice, pam):
         assert got >= 50, "baresip's audio did not come back after unhold (%d packets)" % got
         await call.hangup("success")
     run(scenario, ice_alice(), pam)
+
+
+@pytest.fixture
+def auto(stox):
+    """stox with media.mode = "auto"; back to direct afterwards."""
+    line = stox.reload(relay_config(stox, xmpp_transport="ice-udp", mode="auto"))
+    assert "media.mode" in line, "the reload did not take media.mode: %s" % line
+    yield stox
+    stox.reload(stox.rendered())
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_auto_ice_dtls_phone_and_client_stay_direct_both_ways(xmpp_server, auto, carl):
+    """media.mode = "auto" with a SIP phone that does ICE + DTLS-SRTP itself (baresip carl): alice (aiortc) calls
+    carl and carl calls alice; neither call is relayed (the Jingle candidates alice gets are baresip's, none is a
+    relay port) and audio flows both ways each time."""
+    async def scenario(a):
+        call = await a.place_call(sip_jid(CARL, CALL_DOMAIN))
+        await call.wait_state("active")
+        await call.wait_media()
+        await asyncio.sleep(2.0)
+        s = await call.media_stats()
+        print("\nalice calling, after 2 s: %s" % s)
+        t = ice_transport(jingle_in(a, "session-accept"))
+        assert t["candidates"] and not any(in_range(c) for c in t["candidates"]), "relayed: %s" % t["candidates"]
+        check_heard(s, TONE_HZ, "alice")
+        await call.hangup("success")
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(carl.ctrl, "dial sip:alice@%s" % XMPP_DOMAIN)
+        inc = await a.wait_incoming()
+        await inc.wait_state("active")
+        await inc.wait_media()
+        await asyncio.sleep(2.0)
+        s = await inc.media_stats()
+        print("alice called, after 2 s: %s" % s)
+        t = ice_transport(jingle_in(a, "session-initiate"))
+        assert t["candidates"] and not any(in_range(c) for c in t["candidates"]), "relayed: %s" % t["candidates"]
+        check_heard(s, TONE_HZ, "alice")
+        await asyncio.to_thread(carl.ctrl, "hangup")
+        assert await inc.wait_ended() == "success"
+    run(scenario, ice_alice(), carl)
+    check_baresip_heard(carl)
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_auto_relays_a_plain_phone_both_ways(xmpp_server, auto, pam):
+    """media.mode = "auto" with a plain-RTP phone (pam): alice's (aiortc) ICE + DTLS offer reaches baresip as it
+    is, baresip refuses it, and stox sends the INVITE again through the relay: alice gets a relay candidate and
+    audio flows both ways; pam calling alice is relayed at once (ICE-UDP at a relay port toward alice)."""
+    async def scenario(a):
+        call = await a.place_call(sip_jid(PAM, PLAIN_DOMAIN))
+        await call.wait_state("active")
+        await call.wait_media()
+        await asyncio.sleep(2.5)
+        s = await call.media_stats()
+        print("\nalice calling, after 2.5 s: %s" % s)
+        t = ice_transport(jingle_in(a, "session-accept"))
+        assert len(t["candidates"]) == 1 and in_range(t["candidates"][0]), "not relayed: %s" % t["candidates"]
+        check_plain_sdp_to_baresip(pam)
+        check_heard(s, TONE_HZ, "alice")
+        await call.hangup("success")
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(pam.ctrl, "dial sip:alice@%s" % XMPP_DOMAIN)
+        inc = await a.wait_incoming()
+        await inc.wait_state("active")
+        await inc.wait_media()
+        await asyncio.sleep(2.0)
+        s = await inc.media_stats()
+        print("alice called, after 2 s: %s" % s)
+        t = ice_transport(jingle_in(a, "session-initiate"))
+        assert len(t["candidates"]) == 1 and in_range(t["candidates"][0]), "not relayed: %s" % t["candidates"]
+        check_heard(s, TONE_HZ, "alice")
+        await asyncio.to_thread(pam.ctrl, "hangup")
+        assert await inc.wait_ended() == "success"
+    run(scenario, ice_alice(), pam)
+    check_baresip_heard(pam)
+    check_baresip_pitch(pam, ICE_ALICE_HZ)

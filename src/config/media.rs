@@ -18,6 +18,11 @@ pub enum MediaMode {
     /// uses plain RTP (SDES keys, when both sides use them, stay end to end); a call with ICE
     /// or DTLS on the SIP side goes direct.
     Relay,
+    /// Relay only the calls whose two sides cannot reach each other directly: a SIP caller's
+    /// plain-RTP offer is relayed (ICE + DTLS-SRTP toward the client); an XMPP caller's offer
+    /// goes to the phone as it is, and only when the phone refuses it (488, 606) is the
+    /// INVITE sent again through the relay.
+    Auto,
 }
 
 /// What a relayed SIP caller's plain offer becomes toward the XMPP party.
@@ -36,7 +41,7 @@ pub enum XmppTransport {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediaConfig {
-    /// `direct` (default) or `relay`.
+    /// `direct` (default), `relay` or `auto`.
     #[serde(default)]
     pub mode: MediaMode,
     /// The address the relay binds and writes into SDP and Jingle. Default: the SIP contact
@@ -136,7 +141,9 @@ mod tests {
         .unwrap();
         bad.validate(&mut problems);
         assert_eq!(problems.len(), 4, "{problems:?}");
-        assert!(toml::from_str::<MediaConfig>("mode = \"auto\"").is_err());
+        let auto: MediaConfig = toml::from_str("mode = \"auto\"").unwrap();
+        assert_eq!(auto.mode, MediaMode::Auto);
+        assert!(toml::from_str::<MediaConfig>("mode = \"always\"").is_err());
         assert!(toml::from_str::<MediaConfig>("ports = 5").is_err());
     }
 }

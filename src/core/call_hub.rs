@@ -89,7 +89,7 @@ impl Router {
     /// range has no room left (the call is refused rather than set up without audio).
     fn call_relay(&mut self, origin: std::net::IpAddr) -> Result<Option<RelaySlot>, ()> {
         let m = &self.ops.effective.media;
-        if m.mode != MediaMode::Relay {
+        if m.mode == MediaMode::Direct {
             return Ok(None);
         }
         let Some(ip) = m
@@ -125,6 +125,7 @@ impl Router {
                 fingerprint: id.fingerprint.clone(),
             }),
             offer_ice: m.xmpp_transport == XmppTransport::IceUdp,
+            auto: m.mode == MediaMode::Auto,
         };
         Ok(Some(RelaySlot { ports, anchor }))
     }

@@ -250,6 +250,9 @@ enum Anchoring {
     Undecided(Anchor),
     /// Anchored on these ports, this way.
     On(Anchor, Mode),
+    /// `auto`: the XMPP caller's offer went to the SIP side as it is; a refusal of it
+    /// (488, 606) sends the INVITE again through the relay, an answer makes the call direct.
+    TryDirect(Anchor),
     /// Direct.
     Off,
 }
@@ -346,6 +349,18 @@ impl Call {
     fn anchor(&mut self, desc: &Description, side: Side, kind: Kind) -> Option<Description> {
         let (a, mode) = match &self.anchoring {
             Anchoring::Off => return None,
+            Anchoring::Undecided(a) if a.auto && side == Side::X => {
+                self.anchoring = Anchoring::TryDirect(a.clone());
+                return None;
+            }
+            Anchoring::TryDirect(_) => {
+                if side == Side::S {
+                    tracing::debug!(sid = %self.sid, "the SIP side took the offer as it is: direct");
+                    self.anchoring = Anchoring::Off;
+                    self.media.push(MediaOut::Direct);
+                }
+                return None;
+            }
             Anchoring::On(a, m) => (a.clone(), *m),
             Anchoring::Undecided(a) => match relay::mode(desc, side, a) {
                 Some(m) => {
@@ -393,6 +408,29 @@ impl Call {
                 Some(relay::ice_for_xmpp(desc, a.ip, a.x_port, me, setup))
             }
         }
+    }
+
+    /// `auto`: the SIP side refused the XMPP caller's offer with `code`; whether the call goes
+    /// on through the relay (the state is back to gathering, ready for a new INVITE).
+    fn retry_through_relay(&mut self, code: u16) -> bool {
+        let Anchoring::TryDirect(a) = &self.anchoring else {
+            return false;
+        };
+        let relayable = self
+            .x_desc
+            .as_ref()
+            .is_some_and(|d| relay::mode(d, Side::X, a).is_some());
+        if !matches!(code, 488 | 606) || !relayable {
+            return false;
+        }
+        tracing::info!(sid = %self.sid, code, "the SIP side refused the offer: again through the relay");
+        let mut a = a.clone();
+        a.auto = false;
+        self.anchoring = Anchoring::Undecided(a);
+        self.state = State::Gathering;
+        // The next offer is a new session for the SIP side (a new INVITE, a new dialog).
+        self.last_sdp = None;
+        true
     }
 
     /// X trickled candidates into a call whose ICE leg the relay terminates: they go to the

@@ -20,6 +20,7 @@ fn anchor(offer_ice: bool) -> Anchor {
             fingerprint: ("sha-256".into(), "AB:CD:EF".into()),
         }),
         offer_ice,
+        auto: false,
     }
 }
 
@@ -297,5 +298,95 @@ fn plain_phone_calls_ice_client_through_the_relay() {
     assert!(
         !sdp.contains("fingerprint") && !sdp.contains("ice-ufrag"),
         "{sdp}"
+    );
+}
+
+/// `auto`, X calls S: X's ICE + DTLS offer goes to S as it is; S's 488 sends a new INVITE
+/// through the relay (plain RTP/AVP at the relay's port), whose answer reaches X as the
+/// relay's ICE transport.
+#[test]
+fn auto_tries_direct_then_the_relay_after_488() {
+    let mut a = anchor(true);
+    a.auto = true;
+    let auto = Settings {
+        anchor: Some(a),
+        ..settings()
+    };
+    let offer = crate::media::tests::xml("aiortc-offer-by-jingle-peer.xml");
+    let (mut call, _) = Call::from_jingle(auto, "i1", X, S, &offer);
+    let out = call.handle(Input::Timer(Timer::Gather));
+    assert!(
+        peers(&out).is_empty(),
+        "nothing for the relay yet: {:?}",
+        kinds(&out)
+    );
+    let direct = sdp_of(&out);
+    assert!(
+        direct.contains("a=ice-ufrag") && direct.contains("a=fingerprint"),
+        "{direct}"
+    );
+    let out = call.handle(Input::Sip(SipIn::Failed { code: 488 }));
+    let k = kinds(&out);
+    assert_eq!(k.last().map(String::as_str), Some("Invite"), "{k:?}");
+    assert!(peers(&out)
+        .iter()
+        .any(|p| p.side == Side::X && p.ice.is_some()));
+    let relayed = sdp_of(&out);
+    assert!(relayed.contains("m=audio 30002 RTP/AVP "), "{relayed}");
+    assert!(!relayed.contains("ice-ufrag"), "{relayed}");
+    let out = call.handle(Input::Sip(SipIn::Answered {
+        sdp: fixture("draft-m3-answer.sdp"),
+    }));
+    assert_eq!(kinds(&out), ["media-S", "session-accept"]);
+    // A second refusal is the end of the call.
+    let (mut call, _) = Call::from_jingle(
+        Settings {
+            anchor: Some(Anchor {
+                auto: true,
+                ..anchor(true)
+            }),
+            ..settings()
+        },
+        "i1",
+        X,
+        S,
+        &offer,
+    );
+    call.handle(Input::Timer(Timer::Gather));
+    call.handle(Input::Sip(SipIn::Failed { code: 488 }));
+    let out = call.handle(Input::Sip(SipIn::Failed { code: 488 }));
+    assert!(
+        kinds(&out).contains(&"session-terminate".to_string()),
+        "{:?}",
+        kinds(&out)
+    );
+}
+
+/// `auto`, X calls S and S takes the offer as it is: the call is direct and the relay's
+/// ports go back; another failure than 488/606 ends the call as before.
+#[test]
+fn auto_stays_direct_when_the_sip_side_answers() {
+    let auto = || Settings {
+        anchor: Some(Anchor {
+            auto: true,
+            ..anchor(true)
+        }),
+        ..settings()
+    };
+    let offer = crate::media::tests::xml("aiortc-offer-by-jingle-peer.xml");
+    let (mut call, _) = Call::from_jingle(auto(), "i1", X, S, &offer);
+    call.handle(Input::Timer(Timer::Gather));
+    let answer = String::from_utf8(fixture("baresip-1.0.0-ice-dtls-offer.sdp")).unwrap();
+    let out = call.handle(Input::Sip(SipIn::Answered {
+        sdp: answer.into_bytes(),
+    }));
+    assert_eq!(kinds(&out)[0], "media-direct");
+    let (mut call, _) = Call::from_jingle(auto(), "i1", X, S, &offer);
+    call.handle(Input::Timer(Timer::Gather));
+    let out = call.handle(Input::Sip(SipIn::Failed { code: 486 }));
+    assert!(
+        kinds(&out).contains(&"ended-busy".to_string()),
+        "{:?}",
+        kinds(&out)
     );
 }

@@ -180,7 +180,13 @@ impl Call {
                 }
             }
             SipIn::Failed { code } => match self.state {
-                State::Inviting { .. } => self.terminate(Reason::from_sip(code), out),
+                State::Inviting { .. } => {
+                    if self.retry_through_relay(code) {
+                        self.x_description_ready(out)
+                    } else {
+                        self.terminate(Reason::from_sip(code), out)
+                    }
+                }
                 _ => tracing::debug!(code, "late final response ignored"),
             },
             SipIn::Bye => {

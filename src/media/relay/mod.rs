@@ -46,6 +46,8 @@ pub struct Anchor {
     /// What a SIP caller's plain offer becomes toward XMPP: ICE-UDP + DTLS-SRTP (true) or
     /// Raw-UDP (false).
     pub offer_ice: bool,
+    /// `media.mode = "auto"`: an XMPP caller's offer is first tried directly.
+    pub auto: bool,
 }
 
 /// The relay's side of an ICE + DTLS-SRTP leg.
