@@ -21,12 +21,14 @@ from test_calls import ALICE_HZ as ICE_ALICE_HZ
 from test_calls import alice as ice_alice
 from test_calls import CARL, carl  # noqa: F401
 from test_calls import check_baresip_heard, check_heard, run
+from test_operations import scrape
 from test_calls_plain import (ALICE_HZ, PAM, alice, check_baresip_pitch, jingle_in, pam, raw_udp_address,  # noqa: F401
                               sdps_at_baresip)
 from topology import CALL_DOMAIN, PLAIN_DOMAIN, XMPP_DOMAIN, sip_jid
 
 # The relay's port range in these tests; nothing else on the machine uses it.
 PORT_MIN, PORT_MAX = 36000, 36099
+RELAYS = 'stox_sessions{kind="media_relays"}'
 # stox's SIP contact host, which the relay binds and advertises when media.relay_address is unset.
 RELAY_IP = "127.0.0.1"
 
@@ -241,9 +243,15 @@ def test_relay_ice_dtls_client_calls_plain_sip_phone(xmpp_server, relay_ice, pam
         assert t["setup"] == "active" and t["rtcp_mux"], t
         check_plain_sdp_to_baresip(pam)
         check_heard(s, TONE_HZ, "alice")
+        m = await asyncio.to_thread(scrape)
+        assert m.get(RELAYS) == 1, "%s during the call: %s" % (RELAYS, m.get(RELAYS))
         await call.hangup("success")
     run(scenario, ice_alice(), pam)
     pam.wait_log("terminated", timeout=10)
+    end = time.monotonic() + 5
+    while scrape().get(RELAYS) != 0 and time.monotonic() < end:
+        time.sleep(0.2)
+    assert scrape().get(RELAYS) == 0, "the relay is still counted after the call"
     check_baresip_heard(pam)
     check_baresip_pitch(pam, ICE_ALICE_HZ)
 

@@ -361,6 +361,8 @@ impl Router {
         m.set_sessions("msrp", self.chat.len());
         m.set_sessions("muc_members", self.rooms.len());
         m.set_sessions("muc_guests", self.guests.len());
+        m.set_sessions("calls", self.calls.len());
+        m.set_sessions("media_relays", crate::media::relay::forward::live());
         m.set_sessions("message_conversations", self.conversations.len());
         m.set_queue("router", inbox);
         m.set_queue("presence_held", self.presence_outbox.len());

@@ -37,6 +37,18 @@ use xmpp_parsers::ns;
 /// The resource of a SIP user's JID in calls when the user has no GRUU.
 pub const CALL_RESOURCE: &str = "sip";
 
+impl Calls {
+    /// Calls in progress.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether no call is in progress.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+}
+
 /// The calls the router knows, by (X's bare JID, sid).
 #[derive(Default)]
 pub struct Calls {
@@ -113,6 +125,7 @@ impl Router {
         };
         let Some(ports) = pool.allocate() else {
             tracing::warn!(%ip, min, max, "media relay: no free ports left in the range");
+            crate::ops::metrics::get().limit_hit("media_ports");
             return Err(());
         };
         let anchor = Anchor {

@@ -38,9 +38,18 @@ pub struct Relay {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Relays alive in the process (the `media_relays` gauge).
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many calls the relay carries now.
+pub fn live() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
 impl Drop for Relay {
     fn drop(&mut self) {
         self.task.abort();
+        LIVE.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -79,6 +88,7 @@ impl Relay {
             x_local,
         };
         let task = tokio::spawn(run(legs, state, rx, timeout, tx_timeout));
+        LIVE.fetch_add(1, Ordering::Relaxed);
         Ok(Relay {
             updates,
             timed_out: Some(timed_out),
