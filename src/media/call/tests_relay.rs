@@ -390,3 +390,27 @@ fn auto_stays_direct_when_the_sip_side_answers() {
         kinds(&out)
     );
 }
+
+/// A SIP caller offering SDES-SRTP is not anchored toward an ICE + DTLS client: its keys
+/// would have to be dropped. The ports go back and the offer goes on as it is.
+#[test]
+fn sdes_offer_is_not_anchored_toward_dtls() {
+    let sdes = String::from_utf8(fixture("baresip-1.0.0-offer.sdp"))
+        .unwrap()
+        .replace("RTP/AVP", "RTP/SAVP")
+        .replace(
+            "a=sendrecv",
+            "a=sendrecv\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+        );
+    let (_, out) = Call::from_invite(
+        relayed_ice(),
+        "sid9",
+        S,
+        "juliet@example.com",
+        sdes.as_bytes(),
+    );
+    assert_eq!(kinds(&out)[0], "media-direct");
+    // With Raw-UDP toward XMPP the keys stay end to end through the plain relay.
+    let (_, out) = Call::from_invite(relayed(), "sid9", S, "juliet@example.com", sdes.as_bytes());
+    assert_eq!(kinds(&out)[0], "media-S");
+}

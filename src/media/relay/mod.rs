@@ -164,6 +164,9 @@ pub fn mode(desc: &Description, side: Side, anchor: &Anchor) -> Option<Mode> {
     }
     let ice_ok = anchor.ice.is_some();
     match side {
+        // SDES keys cannot cross to a DTLS client yet (the relay has no SRTP context of its
+        // own on the SIP leg): such a call is not anchored rather than stripped of its keys.
+        Side::S if is_plain(c) && anchor.offer_ice && !c.crypto.is_empty() => None,
         Side::S if is_plain(c) && anchor.offer_ice && ice_ok => Some(Mode::IceX),
         Side::S if is_plain(c) => Some(Mode::Plain),
         Side::X if is_plain(c) => Some(Mode::Plain),
