@@ -23,6 +23,7 @@ pub mod forward;
 pub mod ice;
 pub mod latch;
 pub mod ports;
+pub mod srtp;
 
 use super::model::{
     Candidate, CandidateKind, Content, Description, Fingerprint, IceCredentials, Kind, Senders,
