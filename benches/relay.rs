@@ -169,6 +169,7 @@ fn server(role: &str) {
                         both_ways: true,
                         ice: None,
                         payloads: Vec::new(),
+                        srtp: None,
                     }));
                 }
                 relays.push(r);

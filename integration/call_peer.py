@@ -85,8 +85,8 @@ class BaresipCall(BaresipTls):
     ice and mediaenc dtls_srtp. By default no registration; with register=True GW_PORT is a registrar (the kit's
     Kamailio) that the account registers at and uses as outbound proxy, so several instances (give each its own
     NAME: the directory) can register one AOR, and Kamailio forks calls to them. medianat=None and mediaenc=None
-    make a plain-RTP phone (RTP/AVP, c=/m= only: the ice and dtls_srtp modules are not loaded). sip_trace logs
-    SIP messages."""
+    make a plain-RTP phone (RTP/AVP, c=/m= only: the ice and dtls_srtp modules are not loaded); mediaenc="srtp-mand"
+    an SDES-SRTP one (RTP/SAVP with a=crypto). sip_trace logs SIP messages."""
 
     def __init__(self, kit, user: str, sip_port: int, ctrl_port: int, gw_port: int, answermode: str = "auto",
                  name: str = "", register: bool = False, medianat: Optional[str] = "ice",
@@ -118,6 +118,8 @@ class BaresipCall(BaresipTls):
             "module stdio.so",
             *(["module ice.so"] if medianat == "ice" else []),
             *(["module dtls_srtp.so"] if mediaenc == "dtls_srtp" else []),
+            # srtp, srtp-mand, srtp-mandf: SDES-SRTP (a=crypto)
+            *(["module srtp.so"] if mediaenc and mediaenc.startswith("srtp") else []),
             "module_tmp account.so",
             "module_app contact.so",
             "module_app menu.so",

@@ -22,9 +22,10 @@ from test_calls import alice as ice_alice
 from test_calls import CARL, carl  # noqa: F401
 from test_calls import check_baresip_heard, check_heard, run
 from test_operations import scrape
+from call_peer import BaresipCall
 from test_calls_plain import (ALICE_HZ, PAM, alice, check_baresip_pitch, jingle_in, pam, raw_udp_address,  # noqa: F401
                               sdps_at_baresip)
-from topology import CALL_DOMAIN, PLAIN_DOMAIN, XMPP_DOMAIN, sip_jid
+from topology import BARESIP_PLAIN, CALL_DOMAIN, GW_PORT, PLAIN_DOMAIN, XMPP_DOMAIN, sip_jid
 
 # The relay's port range in these tests; nothing else on the machine uses it.
 PORT_MIN, PORT_MAX = 36000, 36099
@@ -33,7 +34,8 @@ RELAYS = 'stox_sessions{kind="media_relays"}'
 RELAY_IP = "127.0.0.1"
 
 
-def relay_config(stox, timeout_secs: int = 60, xmpp_transport: str = "raw-udp", mode: str = "relay") -> str:
+def relay_config(stox, timeout_secs: int = 60, xmpp_transport: str = "raw-udp", mode: str = "relay",
+                 sip_srtp: str = "off") -> str:
     return stox.rendered() + """
 [media]
 mode = "%s"
@@ -41,7 +43,8 @@ port_min = %d
 port_max = %d
 timeout_secs = %d
 xmpp_transport = "%s"
-""" % (mode, PORT_MIN, PORT_MAX, timeout_secs, xmpp_transport)
+sip_srtp = "%s"
+""" % (mode, PORT_MIN, PORT_MAX, timeout_secs, xmpp_transport, sip_srtp)
 
 
 @pytest.fixture
@@ -385,3 +388,96 @@ def test_auto_relays_a_plain_phone_both_ways(xmpp_server, auto, pam):
     run(scenario, ice_alice(), pam)
     check_baresip_heard(pam)
     check_baresip_pitch(pam, ICE_ALICE_HZ)
+
+
+@pytest.fixture
+def pam_srtp(stox, kit):
+    """baresip as pam (same address and route as the plain phone) with mediaenc srtp-mand: it offers RTP/SAVP with
+    SDES keys (a=crypto), refuses plain RTP, and encrypts and decrypts with libsrtp."""
+    b = BaresipCall(kit, PAM, BARESIP_PLAIN[0], BARESIP_PLAIN[1], GW_PORT, name="pam-srtp", medianat=None,
+                    mediaenc="srtp-mand", sip_trace=True).start()
+    yield b
+    b.stop()
+
+
+def crypto_keys(sdp: str) -> list:
+    """The inline: keys of an SDP's a=crypto lines."""
+    return [line.split("inline:", 1)[1].split("|")[0].strip() for line in sdp.splitlines()
+            if line.startswith("a=crypto:") and "inline:" in line]
+
+
+def check_sdes_sdp_to_baresip(b) -> str:
+    """The SDP stox sent baresip is RTP/SAVP at a relay port with one a=crypto line of stox's own key (none of
+    the keys baresip offered itself), and nothing of ICE or DTLS."""
+    sdp = sdp_to_baresip(b)
+    assert "RTP/SAVP" in sdp, "stox did not speak SDES-SRTP to baresip: %s" % sdp
+    for bad in ("ice-ufrag", "a=candidate", "fingerprint"):
+        assert bad not in sdp, "%s in the SDP stox sent baresip: %s" % (bad, sdp)
+    ours = crypto_keys(sdp)
+    assert len(ours) == 1, "expected one a=crypto line from stox: %s" % sdp
+    theirs = [k for t in b.log_text().split("v=0")[1:] if "c=IN IP4 %s" % RELAY_IP not in t for k in crypto_keys(t)]
+    assert ours[0] not in theirs, "stox sent baresip's own key back"
+    return sdp
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_relay_sdes_phone_calls_ice_dtls_client(xmpp_server, relay_ice, pam_srtp):
+    """pam with SDES-SRTP (RTP/SAVP, a=crypto) calls alice (aiortc, ICE + DTLS-SRTP): stox answers baresip with
+    SDES at a relay port and a key of its own, offers alice ICE-UDP + DTLS at another, and decrypts and
+    re-encrypts between the two: alice decodes baresip's tone and baresip records alice's."""
+    async def scenario(a):
+        await asyncio.to_thread(pam_srtp.ctrl, "dial sip:alice@%s" % XMPP_DOMAIN)
+        inc = await a.wait_incoming()
+        await inc.wait_state("active")
+        await inc.wait_media()
+        await asyncio.sleep(2.5)
+        s = await inc.media_stats()
+        print("\nalice after 2.5 s: %s" % s)
+        t = ice_transport(jingle_in(a, "session-initiate"))
+        assert len(t["candidates"]) == 1 and in_range(t["candidates"][0]), "candidates %s" % t["candidates"]
+        check_sdes_sdp_to_baresip(pam_srtp)
+        check_heard(s, TONE_HZ, "alice")
+        await asyncio.to_thread(pam_srtp.ctrl, "hangup")
+        assert await inc.wait_ended() == "success"
+    run(scenario, ice_alice(), pam_srtp)
+    check_baresip_heard(pam_srtp)
+    check_baresip_pitch(pam_srtp, ICE_ALICE_HZ)
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_relay_ice_dtls_client_calls_sdes_phone(xmpp_server, stox, pam_srtp):
+    """With media.sip_srtp = "sdes", alice (aiortc) calls pam, which only takes SDES-SRTP: the INVITE is RTP/SAVP
+    with stox's key at a relay port, baresip answers with its own, audio flows both ways, alice holds and unholds
+    (the re-INVITE repeats stox's key; baresip's audio comes back) and hangs up."""
+    line = stox.reload(relay_config(stox, xmpp_transport="ice-udp", sip_srtp="sdes"))
+    assert "media.sip_srtp" in line, "the reload did not take media.sip_srtp: %s" % line
+
+    async def scenario(a):
+        call = await a.place_call(sip_jid(PAM, PLAIN_DOMAIN))
+        await call.wait_state("active")
+        await call.wait_media()
+        await asyncio.sleep(2.5)
+        s = await call.media_stats()
+        print("\nalice after 2.5 s: %s" % s)
+        t = ice_transport(jingle_in(a, "session-accept"))
+        assert len(t["candidates"]) == 1 and in_range(t["candidates"][0]), "not relayed: %s" % t["candidates"]
+        sdp = check_sdes_sdp_to_baresip(pam_srtp)
+        check_heard(s, TONE_HZ, "alice")
+        await call.hold()
+        await asyncio.sleep(1.0)
+        await call.unhold()
+        await asyncio.sleep(1.0)
+        got = await delta(call, "packets_received", 1.5)
+        print("after unhold, in 1.5 s: alice got %d" % got)
+        assert got >= 50, "baresip's audio did not come back after unhold (%d packets)" % got
+        port = int(sdp.split("m=audio ", 1)[1].split()[0])
+        again = [x for x in sdps_at_baresip(pam_srtp, port) if "a=sendonly" in x]
+        assert again and crypto_keys(again[0]) == crypto_keys(sdp), "the hold re-INVITE did not repeat stox's key"
+        await call.hangup("success")
+    try:
+        run(scenario, ice_alice(), pam_srtp)
+        pam_srtp.wait_log("terminated", timeout=10)
+    finally:
+        stox.reload(stox.rendered())
+    check_baresip_heard(pam_srtp)
+    check_baresip_pitch(pam_srtp, ICE_ALICE_HZ)

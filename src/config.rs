@@ -26,7 +26,7 @@ pub use tls::TlsConfig;
 mod ops;
 pub use ops::{
     AdminConfig, CallsConfig, LimitsConfig, LogConfig, LogFormat, MediaConfig, MediaMode,
-    MetricsConfig, MucConfig, XmppTransport,
+    MetricsConfig, MucConfig, SipSrtp, XmppTransport,
 };
 
 /// Environment variable that may carry the component secret instead of the file.

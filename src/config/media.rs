@@ -37,6 +37,19 @@ pub enum XmppTransport {
     RawUdp,
 }
 
+/// What the relay offers a phone when an ICE + DTLS-SRTP client calls it through the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SipSrtp {
+    /// Plain RTP/AVP.
+    #[default]
+    Off,
+    /// RTP/SAVP with an SDES key of the relay's (RFC 4568, AES_CM_128_HMAC_SHA1_80), for
+    /// phones and trunks that require SRTP. The relay decrypts and re-encrypts between the
+    /// two SRTP contexts.
+    Sdes,
+}
+
 /// `[media]` section.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,6 +74,11 @@ pub struct MediaConfig {
     /// What a SIP caller's plain offer becomes toward the XMPP party when relayed.
     #[serde(default)]
     pub xmpp_transport: XmppTransport,
+    /// What an XMPP caller's ICE + DTLS-SRTP offer becomes toward the phone when relayed:
+    /// plain RTP (`off`) or SDES-SRTP (`sdes`). A phone's own SDES offer is answered with
+    /// SDES either way.
+    #[serde(default)]
+    pub sip_srtp: SipSrtp,
 }
 
 fn default_port_min() -> u16 {
@@ -84,6 +102,7 @@ impl Default for MediaConfig {
             port_max: default_port_max(),
             timeout_secs: default_timeout(),
             xmpp_transport: XmppTransport::default(),
+            sip_srtp: SipSrtp::default(),
         }
     }
 }
@@ -135,6 +154,10 @@ mod tests {
         assert_eq!(relay.xmpp_transport, XmppTransport::IceUdp);
         let raw: MediaConfig = toml::from_str("xmpp_transport = \"raw-udp\"").unwrap();
         assert_eq!(raw.xmpp_transport, XmppTransport::RawUdp);
+        assert_eq!(raw.sip_srtp, SipSrtp::Off);
+        let sdes: MediaConfig = toml::from_str("sip_srtp = \"sdes\"").unwrap();
+        assert_eq!(sdes.sip_srtp, SipSrtp::Sdes);
+        assert!(toml::from_str::<MediaConfig>("sip_srtp = \"dtls\"").is_err());
         let bad: MediaConfig = toml::from_str(
             "port_min = 30001\nport_max = 30002\ntimeout_secs = 100000\nrelay_address = \"0.0.0.0\"",
         )

@@ -9,7 +9,7 @@ mod muc;
 pub use muc::MucConfig;
 #[path = "media.rs"]
 mod media;
-pub use media::{MediaConfig, MediaMode, XmppTransport};
+pub use media::{MediaConfig, MediaMode, SipSrtp, XmppTransport};
 
 use serde::Deserialize;
 

@@ -17,7 +17,7 @@
 use super::call_leg::{Leg, SipDialer};
 use super::call_session;
 use super::{Event, Router};
-use crate::config::{MediaMode, XmppTransport};
+use crate::config::{MediaMode, SipSrtp, XmppTransport};
 use crate::errmap::{DefinedCondition, SipStatus, XmppError};
 use crate::im::SipMessageIn;
 use crate::media::call::{stanza, Call, Input, Settings};
@@ -139,6 +139,8 @@ impl Router {
             }),
             offer_ice: m.xmpp_transport == XmppTransport::IceUdp,
             auto: m.mode == MediaMode::Auto,
+            sdes: crate::media::relay::srtp::MasterKey::random(),
+            offer_sdes: m.sip_srtp == SipSrtp::Sdes,
         };
         Ok(Some(RelaySlot { ports, anchor }))
     }

@@ -158,6 +158,9 @@ const FIELDS: &[Field] = &[
     ("media.xmpp_transport", true, |c| {
         format!("{:?}", c.media.xmpp_transport)
     }),
+    ("media.sip_srtp", true, |c| {
+        format!("{:?}", c.media.sip_srtp)
+    }),
     // Read when a SIP user joins a room: a reload applies to new memberships.
     ("muc.services", true, |c| format!("{:?}", c.muc.services)),
     ("muc.sip_room_domains", true, |c| {

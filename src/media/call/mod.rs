@@ -241,6 +241,9 @@ pub struct Call {
     anchoring: Anchoring,
     /// What the relay is to be told, emitted ahead of the outputs that carry descriptions.
     media: Vec<MediaOut>,
+    /// In [`Mode::IceX`], what the SIP side last said of SDES-SRTP: `None` before its first
+    /// description, then its usable `a=crypto` line or none (plain RTP).
+    s_sdes: Option<Option<relay::srtp::SdesKey>>,
 }
 
 /// Whether a call's media goes through the relay.
@@ -305,6 +308,7 @@ impl Call {
             restart_pending: false,
             anchoring,
             media: Vec::new(),
+            s_sdes: None,
         }
     }
 
@@ -393,10 +397,25 @@ impl Call {
                 p.rtp = None;
                 p.rtcp = None;
                 self.media.push(MediaOut::Peer(p));
-                Some(relay::plain_for_sip(desc, a.ip, a.s_port))
+                // The SIP side's SDES choice, or, before it has spoken, the configured offer.
+                let crypto = match &self.s_sdes {
+                    Some(Some(k)) => Some(relay::sdes_line(k.tag, k.suite, &a.sdes)),
+                    Some(None) => None,
+                    None => a
+                        .offer_sdes
+                        .then(|| relay::sdes_line(1, relay::srtp::Suite::Sha1_80, &a.sdes)),
+                };
+                Some(relay::plain_for_sip(desc, a.ip, a.s_port, crypto))
             }
             (Mode::IceX, Side::S) => {
-                self.media.push(MediaOut::Peer(relay::peer(desc, Side::S)));
+                let mut p = relay::peer(desc, Side::S);
+                let sdes = relay::sdes_choice(desc);
+                p.srtp = sdes.clone().map(|theirs| relay::SipSrtp {
+                    theirs,
+                    ours: a.sdes.clone(),
+                });
+                self.s_sdes = Some(sdes);
+                self.media.push(MediaOut::Peer(p));
                 let me = a.ice.as_ref()?;
                 let client_offer = self
                     .x_desc
@@ -427,6 +446,7 @@ impl Call {
         let mut a = a.clone();
         a.auto = false;
         self.anchoring = Anchoring::Undecided(a);
+        self.s_sdes = None;
         self.state = State::Gathering;
         // The next offer is a new session for the SIP side (a new INVITE, a new dialog).
         self.last_sdp = None;

@@ -4,6 +4,7 @@
 use super::tests::*;
 use super::*;
 use crate::media::model::Setup;
+use crate::media::relay::srtp::{MasterKey, Suite};
 use crate::media::relay::Peer;
 use crate::media::tests::{fixture, xml_text};
 
@@ -21,6 +22,8 @@ fn anchor(offer_ice: bool) -> Anchor {
         }),
         offer_ice,
         auto: false,
+        sdes: MasterKey([9; 30]),
+        offer_sdes: false,
     }
 }
 
@@ -391,17 +394,142 @@ fn auto_stays_direct_when_the_sip_side_answers() {
     );
 }
 
-/// A SIP caller offering SDES-SRTP is not anchored toward an ICE + DTLS client: its keys
-/// would have to be dropped. The ports go back and the offer goes on as it is.
-#[test]
-fn sdes_offer_is_not_anchored_toward_dtls() {
-    let sdes = String::from_utf8(fixture("baresip-1.0.0-offer.sdp"))
+/// baresip's offer as an SDES-SRTP phone makes it: RTP/SAVP with `lines` as its a=crypto.
+fn sdes_offer(lines: &[&str]) -> String {
+    let crypto: String = lines.iter().map(|l| format!("\r\na=crypto:{l}")).collect();
+    String::from_utf8(fixture("baresip-1.0.0-offer.sdp"))
         .unwrap()
         .replace("RTP/AVP", "RTP/SAVP")
-        .replace(
-            "a=sendrecv",
-            "a=sendrecv\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
-        );
+        .replace("a=sendrecv", &format!("a=sendrecv{crypto}"))
+}
+
+/// A 30-byte key in base64, not the relay's.
+const PHONE_KEY: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+
+/// An SDES-SRTP phone calls an ICE + DTLS client: the relay takes the first suite it speaks
+/// (tag 2 here, after a GCM line it does not), tells the forwarder the phone's key and its
+/// own, offers X ICE + DTLS without the phone's key, and answers the phone RTP/SAVP with the
+/// same tag and suite and the relay's own key.
+#[test]
+fn sdes_phone_calls_ice_client_through_the_relay() {
+    let offer = sdes_offer(&[
+        &format!("1 AEAD_AES_256_GCM inline:{PHONE_KEY}"),
+        &format!("2 AES_CM_128_HMAC_SHA1_32 inline:{PHONE_KEY}"),
+    ]);
+    let (mut call, out) = Call::from_invite(
+        relayed_ice(),
+        "sid9",
+        S,
+        "juliet@example.com",
+        offer.as_bytes(),
+    );
+    let s = peers(&out).pop().expect("S told to the relay");
+    let srtp = s
+        .srtp
+        .expect("the phone's SDES is the relay's to terminate");
+    assert_eq!((srtp.theirs.tag, srtp.theirs.suite), (2, Suite::Sha1_32));
+    assert_eq!(srtp.ours, MasterKey([9; 30]));
+    let out = call.handle(Input::Jmi {
+        from: "juliet@example.com/phone".into(),
+        el: xml_text("<proceed xmlns='urn:xmpp:jingle-message:0' id='sid9'/>"),
+    });
+    let Output::Xmpp(iq) = &out[0] else {
+        panic!("{:?}", kinds(&out))
+    };
+    let to_x =
+        crate::media::jingle::read_contents(iq.children().next().unwrap(), Kind::Offer).unwrap();
+    assert!(
+        to_x.contents[0].crypto.is_empty(),
+        "the phone's key went to X"
+    );
+    assert!(to_x.contents[0].transport.fingerprint.is_some());
+    let accept = xml_text(
+        "<jingle xmlns='urn:xmpp:jingle:1' action='session-accept' sid='sid9'>\
+         <content creator='initiator' name='audio'>\
+         <description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'><payload-type id='0' name='PCMU' clockrate='8000'/><rtcp-mux/></description>\
+         <transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='cli1' pwd='clientpassword0123456789'>\
+         <fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash='sha-256' setup='active'>01:02</fingerprint>\
+         <candidate component='1' foundation='1' generation='0' id='c1' ip='192.0.2.77' port='7000' priority='2130706431' protocol='udp' type='host'/>\
+         </transport></content></jingle>",
+    );
+    call.handle(Input::Jingle {
+        id: "a1".into(),
+        from: "juliet@example.com/phone".into(),
+        jingle: accept,
+    });
+    let out = call.handle(Input::Timer(Timer::Gather));
+    let sdp = sdp_of(&out);
+    assert!(sdp.contains("m=audio 30002 RTP/SAVP 0"), "{sdp}");
+    let ours = MasterKey([9; 30]).key_params();
+    assert!(
+        sdp.contains(&format!("a=crypto:2 AES_CM_128_HMAC_SHA1_32 {ours}")),
+        "{sdp}"
+    );
+    assert!(!sdp.contains(PHONE_KEY), "{sdp}");
+    assert_eq!(sdp.matches("a=crypto").count(), 1, "{sdp}");
+}
+
+/// With `sip_srtp = "sdes"` an ICE + DTLS caller reaches the phone as RTP/SAVP with the
+/// relay's key (tag 1, AES_CM_128_HMAC_SHA1_80); the phone's SDES answer gives the
+/// forwarder its key, and a later re-INVITE of ours repeats the negotiated line.
+#[test]
+fn ice_client_calls_sdes_phone_with_sip_srtp_sdes() {
+    let offer = crate::media::tests::xml("aiortc-offer-by-jingle-peer.xml");
+    let sdes = Settings {
+        anchor: Some(Anchor {
+            offer_sdes: true,
+            ..anchor(false)
+        }),
+        ..settings()
+    };
+    let (mut call, _) = Call::from_jingle(sdes, "i1", X, S, &offer);
+    let out = call.handle(Input::Timer(Timer::Gather));
+    let sdp = sdp_of(&out);
+    let ours = MasterKey([9; 30]).key_params();
+    assert!(sdp.contains("m=audio 30002 RTP/SAVP "), "{sdp}");
+    assert!(
+        sdp.contains(&format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 {ours}")),
+        "{sdp}"
+    );
+    let answer = sdes_offer(&[&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{PHONE_KEY}")])
+        .replace("m=audio 46114 RTP/SAVP 0 8 101", "m=audio 46114 RTP/SAVP 0");
+    let out = call.handle(Input::Sip(SipIn::Answered {
+        sdp: answer.into_bytes(),
+    }));
+    assert_eq!(kinds(&out), ["media-S", "session-accept"]);
+    let s = peers(&out).pop().unwrap();
+    let srtp = s.srtp.expect("the phone's key");
+    assert_eq!((srtp.theirs.tag, srtp.theirs.suite), (1, Suite::Sha1_80));
+    // A phone that answers plain RTP/AVP leaves the SIP leg unencrypted.
+    let (mut call, _) = Call::from_jingle(
+        Settings {
+            anchor: Some(Anchor {
+                offer_sdes: true,
+                ..anchor(false)
+            }),
+            ..settings()
+        },
+        "i1",
+        X,
+        S,
+        &offer,
+    );
+    call.handle(Input::Timer(Timer::Gather));
+    let plain = String::from_utf8(fixture("baresip-1.0.0-offer.sdp"))
+        .unwrap()
+        .replace("m=audio 46114 RTP/AVP 0 8 101", "m=audio 46114 RTP/AVP 0");
+    let out = call.handle(Input::Sip(SipIn::Answered {
+        sdp: plain.into_bytes(),
+    }));
+    assert_eq!(peers(&out).pop().unwrap().srtp, None);
+}
+
+/// An SDES offer in suites the relay does not speak is not anchored toward an ICE + DTLS
+/// client (its keys would have to be dropped): the ports go back and the offer goes on as it
+/// is. With Raw-UDP toward XMPP the keys stay end to end through the plain relay.
+#[test]
+fn sdes_offer_in_unknown_suites_is_not_anchored_toward_dtls() {
+    let sdes = sdes_offer(&[&format!("1 AEAD_AES_256_GCM inline:{PHONE_KEY}")]);
     let (_, out) = Call::from_invite(
         relayed_ice(),
         "sid9",
@@ -410,7 +538,7 @@ fn sdes_offer_is_not_anchored_toward_dtls() {
         sdes.as_bytes(),
     );
     assert_eq!(kinds(&out)[0], "media-direct");
-    // With Raw-UDP toward XMPP the keys stay end to end through the plain relay.
     let (_, out) = Call::from_invite(relayed(), "sid9", S, "juliet@example.com", sdes.as_bytes());
     assert_eq!(kinds(&out)[0], "media-S");
+    assert_eq!(peers(&out)[0].srtp, None);
 }

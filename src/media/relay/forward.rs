@@ -9,7 +9,8 @@
 use super::ice::{IceLeg, Out};
 use super::latch::Latch;
 use super::ports::CallPorts;
-use super::{LocalIce, MediaOut, Side};
+use super::srtp::{Srtp, SrtpError};
+use super::{LocalIce, MediaOut, Side, SipSrtp};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -86,6 +87,7 @@ impl Relay {
             ice: None,
             local_ice,
             x_local,
+            srtp: None,
         };
         let task = tokio::spawn(run(legs, state, rx, timeout, tx_timeout));
         LIVE.fetch_add(1, Ordering::Relaxed);
@@ -160,6 +162,40 @@ struct State {
     ice: Option<IceLeg>,
     local_ice: Option<LocalIce>,
     x_local: SocketAddr,
+    /// The SIP party's SDES-SRTP, terminated here when the XMPP leg is ICE + DTLS-SRTP.
+    srtp: Option<SrtpLeg>,
+}
+
+/// The two SRTP contexts of the SIP leg and the keys they were made from (a re-INVITE that
+/// repeats the keys keeps the contexts, with their rollover counters and replay windows).
+struct SrtpLeg {
+    keys: SipSrtp,
+    /// Decrypts what the phone sends.
+    rx: Srtp,
+    /// Encrypts what the relay sends the phone.
+    tx: Srtp,
+}
+
+impl SrtpLeg {
+    fn update(leg: Option<SrtpLeg>, keys: Option<&SipSrtp>) -> Option<SrtpLeg> {
+        let keys = keys?;
+        let Some(mut leg) = leg else {
+            return Some(SrtpLeg {
+                rx: Srtp::new(&keys.theirs.key, keys.theirs.suite, keys.theirs.mki_len),
+                tx: Srtp::new(&keys.ours, keys.theirs.suite, 0),
+                keys: keys.clone(),
+            });
+        };
+        let (old, new) = (&leg.keys.theirs, &keys.theirs);
+        if (&old.key, old.suite, old.mki_len) != (&new.key, new.suite, new.mki_len) {
+            leg.rx = Srtp::new(&new.key, new.suite, new.mki_len);
+        }
+        if (&leg.keys.ours, old.suite) != (&keys.ours, new.suite) {
+            leg.tx = Srtp::new(&keys.ours, new.suite, 0);
+        }
+        leg.keys = keys.clone();
+        Some(leg)
+    }
 }
 
 /// Which of the four sockets a packet came in on.
@@ -203,6 +239,9 @@ impl State {
                 }
                 (None, None) => {}
             }
+        }
+        if p.side == Side::S {
+            self.srtp = SrtpLeg::update(self.srtp.take(), p.srtp.as_ref());
         }
         let (latches, both) = match p.side {
             Side::X => (&mut self.x, &mut self.both_ways.0),
@@ -263,6 +302,17 @@ impl State {
                     return false;
                 }
                 self.last = Instant::now();
+                let plain = match self.srtp.as_mut().map(|s| s.rx.unprotect(pkt)) {
+                    None => None,
+                    Some(Ok(p)) => Some(p),
+                    // A forged, replayed or garbled packet goes no further.
+                    Some(Err(e)) => {
+                        note_srtp_drop(e);
+                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        return true;
+                    }
+                };
+                let pkt = plain.as_deref().unwrap_or(pkt);
                 let sent = self
                     .ice
                     .as_mut()
@@ -296,6 +346,15 @@ impl State {
                 }
                 Out::Rtp(bytes) => {
                     self.last = Instant::now();
+                    let bytes = match self.srtp.as_mut().map(|s| s.tx.protect(&bytes)) {
+                        None => bytes,
+                        Some(Ok(b)) => b,
+                        Some(Err(e)) => {
+                            note_srtp_drop(e);
+                            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    };
                     let sent = self
                         .s
                         .0
@@ -311,6 +370,10 @@ impl State {
             }
         }
     }
+}
+
+fn note_srtp_drop(e: SrtpError) {
+    tracing::trace!(?e, "media relay: SRTP packet dropped");
 }
 
 async fn sleep_until_std(at: Option<std::time::Instant>) {

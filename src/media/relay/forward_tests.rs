@@ -37,6 +37,7 @@ fn peer(side: Side, s: &(UdpSocket, UdpSocket)) -> MediaOut {
         both_ways: true,
         ice: None,
         payloads: Vec::new(),
+        srtp: None,
     })
 }
 
@@ -126,6 +127,7 @@ async fn rtcp_on_a_muxed_port_goes_to_the_rtcp_destination() {
         both_ways: true,
         ice: None,
         payloads: Vec::new(),
+        srtp: None,
     }));
     relay.update(peer(Side::S, &s));
     x.0.send_to(&[0x81, 200, 0, 6], ("127.0.0.1", xp))
@@ -186,4 +188,48 @@ async fn dropping_the_relay_releases_its_ports() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("the ports never came back");
+}
+
+/// A re-INVITE that repeats the phone's key keeps the SIP leg's SRTP contexts (their replay
+/// windows and rollover counters); a new key or suite makes new ones; no SDES ends them.
+#[test]
+fn the_sip_legs_srtp_contexts_follow_the_keys() {
+    use crate::media::relay::srtp::{MasterKey, SdesKey, Srtp, Suite};
+    let keys = |k: u8, suite| SipSrtp {
+        theirs: SdesKey {
+            tag: 1,
+            suite,
+            key: MasterKey([k; 30]),
+            mki_len: 0,
+        },
+        ours: MasterKey([9; 30]),
+    };
+    let mut phone = Srtp::new(&MasterKey([1; 30]), Suite::Sha1_80, 0);
+    let pkt = phone
+        .protect(&[0x80, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 2, 0xaa])
+        .unwrap();
+    let leg = SrtpLeg::update(None, Some(&keys(1, Suite::Sha1_80)));
+    let mut leg = leg.expect("a leg");
+    assert!(leg.rx.unprotect(&pkt).is_ok());
+    let mut leg = SrtpLeg::update(Some(leg), Some(&keys(1, Suite::Sha1_80))).unwrap();
+    assert_eq!(
+        leg.rx.unprotect(&pkt),
+        Err(SrtpError::Replay),
+        "context kept"
+    );
+    let mut leg = SrtpLeg::update(Some(leg), Some(&keys(2, Suite::Sha1_80))).unwrap();
+    assert_eq!(
+        leg.rx.unprotect(&pkt),
+        Err(SrtpError::Auth),
+        "new key, new context"
+    );
+    let mut leg = SrtpLeg::update(Some(leg), Some(&keys(2, Suite::Sha1_32))).unwrap();
+    assert_eq!(
+        leg.tx
+            .protect(&[0x80, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2])
+            .unwrap()
+            .len(),
+        16
+    );
+    assert!(SrtpLeg::update(Some(leg), None).is_none());
 }

@@ -16,8 +16,9 @@
 //! What can be anchored: a call with one audio content whose SIP side uses a plain transport
 //! (SDP without ICE or DTLS), and whose XMPP side uses either a plain one too (Jingle Raw-UDP;
 //! SDES keys, `a=crypto` / XEP-0167 `<crypto/>`, then stay end to end: SRTP is forwarded as it
-//! is) or ICE-UDP + DTLS-SRTP + rtcp-mux, which [`ice`] terminates ([`Mode`]). A call with ICE
-//! or DTLS on the SIP side goes direct.
+//! is) or ICE-UDP + DTLS-SRTP + rtcp-mux, which [`ice`] terminates ([`Mode`]); a SIP side with
+//! SDES-SRTP toward such a client is decrypted and re-encrypted by [`srtp`]. A call with ICE or
+//! DTLS on the SIP side goes direct.
 
 pub mod forward;
 pub mod ice;
@@ -26,9 +27,10 @@ pub mod ports;
 pub mod srtp;
 
 use super::model::{
-    Candidate, CandidateKind, Content, Description, Fingerprint, IceCredentials, Kind, Senders,
-    Setup, Transport,
+    Candidate, CandidateKind, Content, Crypto, Description, Fingerprint, IceCredentials, Kind,
+    Senders, Setup, Transport,
 };
+use srtp::{MasterKey, SdesKey, Suite};
 use std::net::{IpAddr, SocketAddr};
 
 /// The relay's addresses for one call: each side is told its own port pair (RTP on the even
@@ -49,6 +51,20 @@ pub struct Anchor {
     pub offer_ice: bool,
     /// `media.mode = "auto"`: an XMPP caller's offer is first tried directly.
     pub auto: bool,
+    /// The relay's SDES key toward the SIP party, used when that side speaks SDES-SRTP in
+    /// [`Mode::IceX`].
+    pub sdes: MasterKey,
+    /// `media.sip_srtp = "sdes"`: an XMPP caller's offer reaches the phone as SDES-SRTP.
+    pub offer_sdes: bool,
+}
+
+/// The SIP party's SDES-SRTP in [`Mode::IceX`]: the key it encrypts with and the relay's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipSrtp {
+    /// The phone's line (its suite is the one both directions use).
+    pub theirs: SdesKey,
+    /// The key the relay encrypts with toward the phone.
+    pub ours: MasterKey,
 }
 
 /// The relay's side of an ICE + DTLS-SRTP leg.
@@ -126,6 +142,9 @@ pub struct Peer {
     pub ice: Option<RemoteIce>,
     /// The payload types of the description.
     pub payloads: Vec<PayloadType>,
+    /// The SIP party's SDES-SRTP, which the relay terminates ([`Mode::IceX`] only; in
+    /// [`Mode::Plain`] SRTP passes through untouched).
+    pub srtp: Option<SipSrtp>,
 }
 
 /// What the call machine asks of the relay.
@@ -165,9 +184,12 @@ pub fn mode(desc: &Description, side: Side, anchor: &Anchor) -> Option<Mode> {
     }
     let ice_ok = anchor.ice.is_some();
     match side {
-        // SDES keys cannot cross to a DTLS client yet (the relay has no SRTP context of its
-        // own on the SIP leg): such a call is not anchored rather than stripped of its keys.
-        Side::S if is_plain(c) && anchor.offer_ice && !c.crypto.is_empty() => None,
+        // SDES toward a DTLS client: the relay re-encrypts between the two contexts, when it
+        // speaks one of the offered suites; otherwise the call is not anchored rather than
+        // stripped of its keys.
+        Side::S if is_plain(c) && anchor.offer_ice && !c.crypto.is_empty() => {
+            (ice_ok && sdes_choice(desc).is_some()).then_some(Mode::IceX)
+        }
         Side::S if is_plain(c) && anchor.offer_ice && ice_ok => Some(Mode::IceX),
         Side::S if is_plain(c) => Some(Mode::Plain),
         Side::X if is_plain(c) => Some(Mode::Plain),
@@ -175,6 +197,26 @@ pub fn mode(desc: &Description, side: Side, anchor: &Anchor) -> Option<Mode> {
             Some(Mode::IceX)
         }
         _ => None,
+    }
+}
+
+/// The first `a=crypto` line of `desc`'s first content that the relay can use.
+pub fn sdes_choice(desc: &Description) -> Option<SdesKey> {
+    desc.contents
+        .first()?
+        .crypto
+        .iter()
+        .find_map(|k| srtp::sdes_key(k.tag, &k.suite, &k.key_params, k.session_params.as_deref()))
+}
+
+/// The relay's `a=crypto` line toward the SIP party: `tag` and `suite` as negotiated (an
+/// answer repeats the offer's), the relay's key.
+pub fn sdes_line(tag: u32, suite: Suite, ours: &MasterKey) -> Crypto {
+    Crypto {
+        tag,
+        suite: suite.name().into(),
+        key_params: ours.key_params(),
+        session_params: None,
     }
 }
 
@@ -222,7 +264,13 @@ pub fn remote_ice(desc: &Description, controlling: bool) -> Option<RemoteIce> {
 /// `desc` (the XMPP party's, ICE + DTLS) as the SIP party is to see it: plain RTP at the
 /// relay's `port`, without what only the ICE/DTLS leg understands (SSRCs, feedback, header
 /// extensions, rtcp-mux, BUNDLE), since the relay re-sends the media under its own SSRC.
-pub fn plain_for_sip(desc: &Description, ip: IpAddr, port: u16) -> Description {
+/// `crypto`: the relay's SDES line when the SIP side speaks SDES-SRTP (RTP/SAVP), else none.
+pub fn plain_for_sip(
+    desc: &Description,
+    ip: IpAddr,
+    port: u16,
+    crypto: Option<Crypto>,
+) -> Description {
     let mut d = desc.clone();
     d.bundle.clear();
     d.lip_sync.clear();
@@ -233,7 +281,7 @@ pub fn plain_for_sip(desc: &Description, ip: IpAddr, port: u16) -> Description {
         c.extmap_allow_mixed = false;
         c.sources.clear();
         c.source_groups.clear();
-        c.crypto.clear();
+        c.crypto = crypto.iter().cloned().collect();
         for p in &mut c.payloads {
             p.rtcp_fb.clear();
         }
@@ -307,6 +355,7 @@ pub fn peer(desc: &Description, side: Side) -> Peer {
             both_ways: false,
             ice: None,
             payloads: Vec::new(),
+            srtp: None,
         };
     };
     let at = |component: u8| {
@@ -331,6 +380,7 @@ pub fn peer(desc: &Description, side: Side) -> Peer {
         both_ways: c.senders == Senders::Both,
         ice: None,
         payloads: payloads(desc),
+        srtp: None,
     }
 }
 

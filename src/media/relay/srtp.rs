@@ -120,7 +120,10 @@ pub fn sdes_key(
     for p in parts {
         // "lifetime" (decimal or 2^n) or "MKI:length".
         if let Some((_, len)) = p.split_once(':') {
-            mki_len = len.parse::<usize>().ok().filter(|l| (1..=128).contains(l))?;
+            mki_len = len
+                .parse::<usize>()
+                .ok()
+                .filter(|l| (1..=128).contains(l))?;
         }
     }
     Some(SdesKey {
@@ -227,7 +230,10 @@ impl Srtp {
         derive(p, key, 1, &mut auth);
         derive(p, key, 2, &mut salt);
         Srtp {
-            cipher: p.srtp_provider.aes_128_cm_sha1_80().create_cipher(enc, true),
+            cipher: p
+                .srtp_provider
+                .aes_128_cm_sha1_80()
+                .create_cipher(enc, true),
             auth,
             salt,
             suite,
@@ -385,7 +391,11 @@ fn advance(s: &mut Stream, index: u64, fresh: bool) {
         s.window = 1;
     } else if index > highest {
         let shift = index - highest;
-        s.window = if shift >= 64 { 1 } else { (s.window << shift) | 1 };
+        s.window = if shift >= 64 {
+            1
+        } else {
+            (s.window << shift) | 1
+        };
         s.roc = (index >> 16) as u32;
         s.s_l = index as u16;
     } else if highest - index < 64 {

@@ -90,7 +90,8 @@ fn a_replayed_or_too_old_packet_is_refused() {
     // 100 packets later, seq 10's neighbours are out of the 64-packet window.
     let late = tx.protect(&rtp(11, false)).unwrap();
     for seq in 12..112 {
-        rx.unprotect(&tx.protect(&rtp(seq, false)).unwrap()).unwrap();
+        rx.unprotect(&tx.protect(&rtp(seq, false)).unwrap())
+            .unwrap();
     }
     assert_eq!(rx.unprotect(&late), Err(SrtpError::Replay));
 }
@@ -120,7 +121,11 @@ fn a_forged_or_truncated_packet_is_refused_and_changes_nothing() {
     let mut other = Srtp::new(&MasterKey([7; 30]), Suite::Sha1_80, 0);
     assert_eq!(other.unprotect(&good), Err(SrtpError::Auth));
     for n in [0, 5, 12, 21] {
-        assert_eq!(rx.unprotect(&good[..n]), Err(SrtpError::Malformed), "{n} bytes");
+        assert_eq!(
+            rx.unprotect(&good[..n]),
+            Err(SrtpError::Malformed),
+            "{n} bytes"
+        );
     }
     // The forgeries took no place in the table: the real packet is still new.
     assert_eq!(rx.unprotect(&good).unwrap(), rtp(300, false));
@@ -180,7 +185,11 @@ fn sdes_lines_are_read_or_passed_over() {
         ),
         ("AES_CM_128_HMAC_SHA1_80", &format!("{params}|1:0"), None),
     ] {
-        assert_eq!(sdes_key(1, suite, p, session), None, "{suite} {p} {session:?}");
+        assert_eq!(
+            sdes_key(1, suite, p, session),
+            None,
+            "{suite} {p} {session:?}"
+        );
     }
     assert_eq!(format!("{:?}", key()), "MasterKey(..)");
 }
