@@ -13,7 +13,12 @@
 //!   always the negotiated address or an accepted source whose IP was the negotiated one or
 //!   the signalling one: the relay never sends anywhere else (no open relay).
 //! * 3: an SDP body: when it reads as a description the relay can anchor, the anchored,
-//!   plain-for-SIP and ICE-for-XMPP rewrites render as SDP and Jingle without error or panic.
+//!   plain-for-SIP (with the relay's SDES line when the body had a usable one) and
+//!   ICE-for-XMPP rewrites render as SDP and Jingle without error or panic.
+//! * 4: datagrams (split at `0xFF`) into the SIP leg's SDES-SRTP context, as a phone or a
+//!   stranger sends them. Invariants: no panic; none authenticates (the key is the relay's
+//!   own secret); each one that `protect` takes comes back unchanged through a receiving
+//!   context of the same key.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -22,6 +27,7 @@ use std::time::Instant;
 use stox::media::model::{Kind, Role, Setup};
 use stox::media::relay::ice::{build_rtp, identity, parse_rtp, IceLeg, Out};
 use stox::media::relay::latch::Latch;
+use stox::media::relay::srtp::{MasterKey, Srtp, SrtpError, Suite};
 use stox::media::relay::{self, Anchor, LocalIce, PayloadType, RemoteIce, Side};
 use stox::media::{jingle, sdp};
 
@@ -143,6 +149,8 @@ fn descriptions(data: &[u8]) {
         ice: Some(me.clone()),
         offer_ice: true,
         auto: false,
+        sdes: MasterKey([9; 30]),
+        offer_sdes: true,
     };
     let _ = relay::mode(&d, Side::X, &anchor);
     let _ = relay::mode(&d, Side::S, &anchor);
@@ -155,7 +163,12 @@ fn descriptions(data: &[u8]) {
     };
     let outs = [
         relay::anchored(&d, anchor.ip, 30000),
-        relay::plain_for_sip(&d, anchor.ip, 30002),
+        relay::plain_for_sip(
+            &d,
+            anchor.ip,
+            30002,
+            relay::sdes_choice(&d).map(|k| relay::sdes_line(k.tag, k.suite, &anchor.sdes)),
+        ),
         relay::ice_for_xmpp(&d, anchor.ip, 30000, &me, Setup::Actpass),
     ];
     for o in &outs {
@@ -166,14 +179,37 @@ fn descriptions(data: &[u8]) {
     }
 }
 
+fn srtp(data: &[u8]) {
+    let suite = if data.first().is_some_and(|b| b & 1 == 1) {
+        Suite::Sha1_32
+    } else {
+        Suite::Sha1_80
+    };
+    let key = MasterKey([7; 30]);
+    let mut rx = Srtp::new(&key, suite, usize::from(data.first().copied().unwrap_or(0) >> 6));
+    for d in data.get(1..).unwrap_or(&[]).split(|b| *b == 0xFF) {
+        // A 4-byte tag can be guessed (1 in 2^32); an 80-bit one cannot.
+        if let Ok(p) = rx.unprotect(d) {
+            assert!(suite == Suite::Sha1_32, "a forged packet authenticated: {p:?}");
+        }
+        let mut tx = Srtp::new(&key, suite, 0);
+        let mut back = Srtp::new(&key, suite, 0);
+        match tx.protect(d) {
+            Ok(s) => assert_eq!(back.unprotect(&s).as_deref(), Ok(d)),
+            Err(e) => assert_eq!(e, SrtpError::Malformed),
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
-    match which % 4 {
+    match which % 5 {
         0 => rtp(rest),
         1 => ice(rest),
         2 => latch(rest),
-        _ => descriptions(rest),
+        3 => descriptions(rest),
+        _ => srtp(rest),
     }
 });
