@@ -406,11 +406,18 @@ def crypto_keys(sdp: str) -> list:
             if line.startswith("a=crypto:") and "inline:" in line]
 
 
+def sdps_to_baresip(b) -> list:
+    """Every SDP stox sent baresip (c= the relay), in order."""
+    bodies = [t.split("\n\n")[0].split("\x1b")[0] for t in b.log_text().split("v=0")[1:]]
+    return [t for t in bodies if "c=IN IP4 %s" % RELAY_IP in t and "m=audio" in t]
+
+
 def check_sdes_sdp_to_baresip(b) -> str:
-    """The SDP stox sent baresip is RTP/SAVP at a relay port with one a=crypto line of stox's own key (none of
-    the keys baresip offered itself), and nothing of ICE or DTLS."""
-    sdp = sdp_to_baresip(b)
-    assert "RTP/SAVP" in sdp, "stox did not speak SDES-SRTP to baresip: %s" % sdp
+    """The first RTP/SAVP SDP stox sent baresip is at a relay port with one a=crypto line of stox's own key (none
+    of the keys baresip offered itself), and nothing of ICE or DTLS."""
+    savp = [t for t in sdps_to_baresip(b) if "RTP/SAVP" in t]
+    assert savp, "stox did not speak SDES-SRTP to baresip: %s" % sdps_to_baresip(b)
+    sdp = savp[0]
     for bad in ("ice-ufrag", "a=candidate", "fingerprint"):
         assert bad not in sdp, "%s in the SDP stox sent baresip: %s" % (bad, sdp)
     ours = crypto_keys(sdp)
@@ -444,13 +451,16 @@ def test_relay_sdes_phone_calls_ice_dtls_client(xmpp_server, relay_ice, pam_srtp
     check_baresip_pitch(pam_srtp, ICE_ALICE_HZ)
 
 
+@pytest.mark.parametrize("sip_srtp", ["sdes", "off"])
 @pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
-def test_relay_ice_dtls_client_calls_sdes_phone(xmpp_server, stox, pam_srtp):
-    """With media.sip_srtp = "sdes", alice (aiortc) calls pam, which only takes SDES-SRTP: the INVITE is RTP/SAVP
-    with stox's key at a relay port, baresip answers with its own, audio flows both ways, alice holds and unholds
+def test_relay_ice_dtls_client_calls_sdes_phone(xmpp_server, stox, pam_srtp, sip_srtp):
+    """alice (aiortc) calls pam, which only takes SDES-SRTP. With media.sip_srtp = "sdes" the INVITE is RTP/SAVP
+    with stox's key at a relay port; with "off" the first INVITE is plain RTP/AVP, baresip refuses it and stox
+    sends it again as RTP/SAVP. baresip answers with its own key, audio flows both ways, alice holds and unholds
     (the re-INVITE repeats stox's key; baresip's audio comes back) and hangs up."""
-    line = stox.reload(relay_config(stox, xmpp_transport="ice-udp", sip_srtp="sdes"))
-    assert "media.sip_srtp" in line, "the reload did not take media.sip_srtp: %s" % line
+    line = stox.reload(relay_config(stox, xmpp_transport="ice-udp", sip_srtp=sip_srtp))
+    assert "media.mode" in line, "the reload did not take media.mode: %s" % line
+    assert ("media.sip_srtp" in line) == (sip_srtp != "off"), "the reload and media.sip_srtp: %s" % line
 
     async def scenario(a):
         call = await a.place_call(sip_jid(PAM, PLAIN_DOMAIN))
@@ -462,6 +472,11 @@ def test_relay_ice_dtls_client_calls_sdes_phone(xmpp_server, stox, pam_srtp):
         t = ice_transport(jingle_in(a, "session-accept"))
         assert len(t["candidates"]) == 1 and in_range(t["candidates"][0]), "not relayed: %s" % t["candidates"]
         sdp = check_sdes_sdp_to_baresip(pam_srtp)
+        first = sdps_to_baresip(pam_srtp)[0]
+        if sip_srtp == "off":
+            assert "RTP/AVP" in first and "a=crypto" not in first, "the first INVITE was not plain: %s" % first
+        else:
+            assert first == sdp, "the first INVITE was not SDES: %s" % first
         check_heard(s, TONE_HZ, "alice")
         await call.hold()
         await asyncio.sleep(1.0)

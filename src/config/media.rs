@@ -15,8 +15,8 @@ pub enum MediaMode {
     /// stox's own and RTP/RTCP are forwarded between them, so a phone behind NAT or a
     /// firewall that only lets the gateway through still has audio, and a plain-RTP phone
     /// can talk to a client that insists on ICE + DTLS-SRTP. That is a call whose SIP side
-    /// uses plain RTP (SDES keys, when both sides use them, stay end to end); a call with ICE
-    /// or DTLS on the SIP side goes direct.
+    /// uses plain RTP or SDES-SRTP (re-encrypted toward a DTLS client; end to end when both
+    /// sides use SDES); a call with ICE or DTLS on the SIP side goes direct.
     Relay,
     /// Relay only the calls whose two sides cannot reach each other directly: a SIP caller's
     /// plain-RTP offer is relayed (ICE + DTLS-SRTP toward the client); an XMPP caller's offer
@@ -75,8 +75,8 @@ pub struct MediaConfig {
     #[serde(default)]
     pub xmpp_transport: XmppTransport,
     /// What an XMPP caller's ICE + DTLS-SRTP offer becomes toward the phone when relayed:
-    /// plain RTP (`off`) or SDES-SRTP (`sdes`). A phone's own SDES offer is answered with
-    /// SDES either way.
+    /// plain RTP (`off`) or SDES-SRTP (`sdes`); a 488 or 606 sends the other once. A phone's
+    /// own SDES offer is answered with SDES either way.
     #[serde(default)]
     pub sip_srtp: SipSrtp,
 }

@@ -244,6 +244,8 @@ pub struct Call {
     /// In [`Mode::IceX`], what the SIP side last said of SDES-SRTP: `None` before its first
     /// description, then its usable `a=crypto` line or none (plain RTP).
     s_sdes: Option<Option<relay::srtp::SdesKey>>,
+    /// The relayed INVITE was refused once and sent again with the other SRTP choice.
+    srtp_retried: bool,
 }
 
 /// Whether a call's media goes through the relay.
@@ -309,6 +311,7 @@ impl Call {
             anchoring,
             media: Vec::new(),
             s_sdes: None,
+            srtp_retried: false,
         }
     }
 
@@ -449,6 +452,24 @@ impl Call {
         self.s_sdes = None;
         self.state = State::Gathering;
         // The next offer is a new session for the SIP side (a new INVITE, a new dialog).
+        self.last_sdp = None;
+        true
+    }
+
+    /// A relayed XMPP caller's INVITE (ICE + DTLS toward X) was refused with `code`: a phone
+    /// that takes only SDES-SRTP refuses RTP/AVP with 488, one without SRTP refuses RTP/SAVP
+    /// (RFC 4568 §7.1.2); the INVITE goes once more with the other choice. Whether it does.
+    fn retry_other_srtp(&mut self, code: u16) -> bool {
+        let Anchoring::On(a, Mode::IceX) = &mut self.anchoring else {
+            return false;
+        };
+        if !matches!(code, 488 | 606) || self.srtp_retried || self.s_sdes.is_some() {
+            return false;
+        }
+        a.offer_sdes = !a.offer_sdes;
+        tracing::info!(sid = %self.sid, code, sdes = a.offer_sdes, "the SIP side refused the relayed offer: again with the other SRTP choice");
+        self.srtp_retried = true;
+        self.state = State::Gathering;
         self.last_sdp = None;
         true
     }

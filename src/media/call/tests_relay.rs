@@ -341,7 +341,8 @@ fn auto_tries_direct_then_the_relay_after_488() {
         sdp: fixture("draft-m3-answer.sdp"),
     }));
     assert_eq!(kinds(&out), ["media-S", "session-accept"]);
-    // A second refusal is the end of the call.
+    // A refusal of the relayed offer sends it once more with SDES-SRTP; a third refusal is
+    // the end of the call.
     let (mut call, _) = Call::from_jingle(
         Settings {
             anchor: Some(Anchor {
@@ -357,6 +358,8 @@ fn auto_tries_direct_then_the_relay_after_488() {
     );
     call.handle(Input::Timer(Timer::Gather));
     call.handle(Input::Sip(SipIn::Failed { code: 488 }));
+    let out = call.handle(Input::Sip(SipIn::Failed { code: 488 }));
+    assert!(sdp_of(&out).contains("RTP/SAVP"), "{:?}", kinds(&out));
     let out = call.handle(Input::Sip(SipIn::Failed { code: 488 }));
     assert!(
         kinds(&out).contains(&"session-terminate".to_string()),
@@ -541,4 +544,44 @@ fn sdes_offer_in_unknown_suites_is_not_anchored_toward_dtls() {
     let (_, out) = Call::from_invite(relayed(), "sid9", S, "juliet@example.com", sdes.as_bytes());
     assert_eq!(kinds(&out)[0], "media-S");
     assert_eq!(peers(&out)[0].srtp, None);
+}
+
+/// A relayed INVITE refused with 488 goes once more with the other SRTP choice (an SRTP-only
+/// phone refuses RTP/AVP, a plain one RTP/SAVP); a second refusal ends the call.
+#[test]
+fn a_refused_relayed_offer_is_tried_once_with_the_other_srtp_choice() {
+    let offer = crate::media::tests::xml("aiortc-offer-by-jingle-peer.xml");
+    for first_sdes in [false, true] {
+        let settings = Settings {
+            anchor: Some(Anchor {
+                offer_sdes: first_sdes,
+                ..anchor(false)
+            }),
+            ..settings()
+        };
+        let (mut call, _) = Call::from_jingle(settings, "i1", X, S, &offer);
+        let first = sdp_of(&call.handle(Input::Timer(Timer::Gather)));
+        assert_eq!(first.contains("RTP/SAVP"), first_sdes, "{first}");
+        let out = call.handle(Input::Sip(SipIn::Failed { code: 488 }));
+        let k = kinds(&out);
+        assert_eq!(k.last().map(String::as_str), Some("Invite"), "{k:?}");
+        let again = sdp_of(&out);
+        assert_eq!(again.contains("RTP/SAVP"), !first_sdes, "{again}");
+        assert_eq!(again.contains("a=crypto:1 "), !first_sdes, "{again}");
+        let out = call.handle(Input::Sip(SipIn::Failed { code: 488 }));
+        assert!(
+            kinds(&out).contains(&"session-terminate".to_string()),
+            "{:?}",
+            kinds(&out)
+        );
+    }
+    // Another failure than 488/606 ends the call at once.
+    let (mut call, _) = Call::from_jingle(relayed(), "i1", X, S, &offer);
+    call.handle(Input::Timer(Timer::Gather));
+    let out = call.handle(Input::Sip(SipIn::Failed { code: 486 }));
+    assert!(
+        kinds(&out).contains(&"ended-busy".to_string()),
+        "{:?}",
+        kinds(&out)
+    );
 }

@@ -181,7 +181,7 @@ impl Call {
             }
             SipIn::Failed { code } => match self.state {
                 State::Inviting { .. } => {
-                    if self.retry_through_relay(code) {
+                    if self.retry_through_relay(code) || self.retry_other_srtp(code) {
                         self.x_description_ready(out)
                     } else {
                         self.terminate(Reason::from_sip(code), out)

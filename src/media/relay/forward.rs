@@ -1,7 +1,9 @@
 //! The task that moves one relayed call's packets: four sockets (RTP and RTCP toward each
-//! side), a [`Latch`] per socket, and the no-media timer. Packets are forwarded as they
-//! are: RTP, RTCP and SRTP alike (the relay never looks inside beyond telling RTCP from RTP
-//! on a muxed port, RFC 5761 §4).
+//! side), a [`Latch`] per socket, and the no-media timer. Between plain legs packets are
+//! forwarded as they are: RTP, RTCP and SRTP alike (the relay never looks inside beyond
+//! telling RTCP from RTP on a muxed port, RFC 5761 §4). With an ICE + DTLS-SRTP leg toward
+//! XMPP ([`IceLeg`]), RTP is re-sent between it and the SIP leg, through the SIP leg's SDES
+//! contexts ([`super::srtp`]) when the phone speaks SDES-SRTP.
 //!
 //! The [`Relay`] handle is owned by the call's task; dropping it stops the task and closes
 //! the sockets, which returns the ports to the range.
