@@ -37,7 +37,8 @@ echo "==> $(cargo fuzz --version) ($(elapsed))"
 cd "$root/fuzz"
 echo "==> cargo fuzz build --sanitizer $sanitizer ($(elapsed))"
 cargo fuzz build --sanitizer "$sanitizer" </dev/null
-bin_dir=$root/fuzz/target/x86_64-unknown-linux-gnu/release
+# cargo builds into $CARGO_TARGET_DIR when it is set (CI's build cache, .ci/run).
+bin_dir=${CARGO_TARGET_DIR:-$root/fuzz/target}/x86_64-unknown-linux-gnu/release
 
 targets=${FUZZ_TARGETS:-$(cargo fuzz list </dev/null)}
 mkdir -p "$out"
