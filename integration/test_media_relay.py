@@ -496,3 +496,46 @@ def test_relay_ice_dtls_client_calls_sdes_phone(xmpp_server, stox, pam_srtp, sip
         stox.reload(stox.rendered())
     check_baresip_heard(pam_srtp)
     check_baresip_pitch(pam_srtp, ICE_ALICE_HZ)
+
+
+@pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
+def test_relay_behind_a_1to1_nat_announces_the_public_address(xmpp_server, stox, pam):
+    """stox's relay binds 127.0.0.1 behind a 1:1 NAT (nat.py) whose public side is this machine's primary address,
+    and media.public_address says so: alice (aiortc) calls pam and the ICE candidate she gets and the c=/m= baresip
+    gets are the public address at relay ports; both send there, the NAT carries baresip's media in and the relay's
+    back out (latched to the NAT's mapping), and each hears the other's tone. (alice's own media may take the relay's
+    direct address, which its checks reveal: nothing on this machine stops it the way a real NAT would.)"""
+    from nat import Nat
+    public = primary_ipv4()
+    assert public != RELAY_IP, "the machine needs a non-loopback address for this test"
+    nat = Nat(public, RELAY_IP, range(PORT_MIN, PORT_MAX + 1)).start()
+    line = stox.reload(relay_config(stox, xmpp_transport="ice-udp") + 'public_address = "%s"\n' % public)
+    assert "media.public_address" in line, "the reload did not take media.public_address: %s" % line
+
+    async def scenario(a):
+        call = await a.place_call(sip_jid(PAM, PLAIN_DOMAIN))
+        await call.wait_state("active")
+        await call.wait_media()
+        await asyncio.sleep(2.5)
+        s = await call.media_stats()
+        print("\nalice after 2.5 s: %s; NAT in %d, out %d" % (s, nat.inbound, nat.outbound))
+        t = ice_transport(jingle_in(a, "session-accept"))
+        assert len(t["candidates"]) == 1, "candidates %s" % t["candidates"]
+        ip, port = t["candidates"][0]
+        assert ip == public and PORT_MIN <= port <= PORT_MAX, "alice was told %s:%d, not the public address" % (
+            ip, port)
+        told = [x for x in pam.log_text().split("v=0")[1:] if "c=IN IP4 %s" % public in x and any(
+            "m=audio %d " % p in x for p in range(PORT_MIN, PORT_MAX + 1))]
+        assert told, "baresip was not told the public address at a relay port"
+        check_heard(s, TONE_HZ, "alice")
+        await call.hangup("success")
+    try:
+        run(scenario, ice_alice(), pam)
+        pam.wait_log("terminated", timeout=10)
+    finally:
+        nat.stop()
+        stox.reload(stox.rendered())
+    # baresip's 50 packets/s go in through the NAT and the relay's come back out of it (latched to the mapping).
+    assert nat.inbound >= 100 and nat.outbound >= 50, "the NAT carried %d in, %d out" % (nat.inbound, nat.outbound)
+    check_baresip_heard(pam)
+    check_baresip_pitch(pam, ICE_ALICE_HZ)

@@ -61,6 +61,11 @@ pub struct MediaConfig {
     /// host when it is an IP address. It must be reachable by both parties.
     #[serde(default)]
     pub relay_address: Option<IpAddr>,
+    /// The address written into SDP and Jingle instead, when the parties reach the relay at
+    /// another address than the one it binds: stox behind a 1:1 NAT, as on a cloud VM whose
+    /// public IP is mapped to its private one (the port range must be forwarded unchanged).
+    #[serde(default)]
+    pub public_address: Option<IpAddr>,
     /// First UDP port of the relay's range (even; RTP on even ports, RTCP on the next).
     #[serde(default = "default_port_min")]
     pub port_min: u16,
@@ -98,6 +103,7 @@ impl Default for MediaConfig {
         MediaConfig {
             mode: MediaMode::default(),
             relay_address: None,
+            public_address: None,
             port_min: default_port_min(),
             port_max: default_port_max(),
             timeout_secs: default_timeout(),
@@ -133,6 +139,11 @@ impl MediaConfig {
             problems
                 .push("media.relay_address: expected a concrete address, not 0.0.0.0 or ::".into());
         }
+        if self.public_address.is_some_and(|a| a.is_unspecified()) {
+            problems.push(
+                "media.public_address: expected a concrete address, not 0.0.0.0 or ::".into(),
+            );
+        }
     }
 }
 
@@ -159,11 +170,15 @@ mod tests {
         assert_eq!(sdes.sip_srtp, SipSrtp::Sdes);
         assert!(toml::from_str::<MediaConfig>("sip_srtp = \"dtls\"").is_err());
         let bad: MediaConfig = toml::from_str(
-            "port_min = 30001\nport_max = 30002\ntimeout_secs = 100000\nrelay_address = \"0.0.0.0\"",
+            "port_min = 30001\nport_max = 30002\ntimeout_secs = 100000\nrelay_address = \"0.0.0.0\"\npublic_address = \"::\"",
         )
         .unwrap();
         bad.validate(&mut problems);
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        let natted: MediaConfig =
+            toml::from_str("relay_address = \"10.0.0.5\"\npublic_address = \"198.51.100.7\"")
+                .unwrap();
+        assert_eq!(natted.public_address, Some("198.51.100.7".parse().unwrap()));
         let auto: MediaConfig = toml::from_str("mode = \"auto\"").unwrap();
         assert_eq!(auto.mode, MediaMode::Auto);
         assert!(toml::from_str::<MediaConfig>("mode = \"always\"").is_err());

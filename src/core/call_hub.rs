@@ -129,7 +129,10 @@ impl Router {
             return Err(());
         };
         let anchor = Anchor {
-            ip,
+            // Behind a 1:1 NAT the parties are told the public address; the sockets bind
+            // the private one. The ICE leg needs no change: STUN carries no address of the
+            // agent's own, and the NAT delivers to the bound socket.
+            ip: m.public_address.unwrap_or(ip),
             x_port: ports.x_port(),
             s_port: ports.s_port(),
             ice: crate::media::relay::ice::identity().map(|id| LocalIce {

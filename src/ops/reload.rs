@@ -150,6 +150,9 @@ const FIELDS: &[Field] = &[
     ("media.relay_address", true, |c| {
         format!("{:?}", c.media.relay_address)
     }),
+    ("media.public_address", true, |c| {
+        format!("{:?}", c.media.public_address)
+    }),
     ("media.port_min", true, |c| c.media.port_min.to_string()),
     ("media.port_max", true, |c| c.media.port_max.to_string()),
     ("media.timeout_secs", true, |c| {
