@@ -259,21 +259,28 @@ def test_relay_ice_dtls_client_calls_plain_sip_phone(xmpp_server, relay_ice, pam
     check_baresip_pitch(pam, ICE_ALICE_HZ)
 
 
+async def phone_dials_ice_alice(a, phone) -> tuple:
+    """PHONE dials alice (aiortc) through the relay: her incoming call once active with media, her RTP stats
+    after 2.5 s, and the ICE transport of stox's session-initiate, which has one host candidate at a relay port."""
+    await asyncio.to_thread(phone.ctrl, "dial sip:alice@%s" % XMPP_DOMAIN)
+    inc = await a.wait_incoming()
+    await inc.wait_state("active")
+    await inc.wait_media()
+    await asyncio.sleep(2.5)
+    s = await inc.media_stats()
+    print("\nalice after 2.5 s: %s" % s)
+    t = ice_transport(jingle_in(a, "session-initiate"))
+    assert len(t["candidates"]) == 1 and in_range(t["candidates"][0]), "candidates %s" % t["candidates"]
+    return inc, s, t
+
+
 @pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
 def test_relay_plain_sip_phone_calls_ice_dtls_client(xmpp_server, relay_ice, pam):
     """pam (plain RTP/AVP offer) calls alice (aiortc): stox's session-initiate offers ICE-UDP with a relay host
     candidate, DTLS `actpass` and rtcp-mux; alice's answer reaches baresip as plain RTP/AVP at a relay port;
     audio both ways; pam holds and unholds (audio back at alice), then hangs up and alice sees <success/>."""
     async def scenario(a):
-        await asyncio.to_thread(pam.ctrl, "dial sip:alice@%s" % XMPP_DOMAIN)
-        inc = await a.wait_incoming()
-        await inc.wait_state("active")
-        await inc.wait_media()
-        await asyncio.sleep(2.5)
-        s = await inc.media_stats()
-        print("\nalice after 2.5 s: %s" % s)
-        t = ice_transport(jingle_in(a, "session-initiate"))
-        assert len(t["candidates"]) == 1 and in_range(t["candidates"][0]), "candidates %s" % t["candidates"]
+        inc, s, t = await phone_dials_ice_alice(a, pam)
         assert t["setup"] == "actpass" and t["rtcp_mux"], t
         check_plain_sdp_to_baresip(pam)
         check_heard(s, TONE_HZ, "alice")
@@ -433,15 +440,7 @@ def test_relay_sdes_phone_calls_ice_dtls_client(xmpp_server, relay_ice, pam_srtp
     SDES at a relay port and a key of its own, offers alice ICE-UDP + DTLS at another, and decrypts and
     re-encrypts between the two: alice decodes baresip's tone and baresip records alice's."""
     async def scenario(a):
-        await asyncio.to_thread(pam_srtp.ctrl, "dial sip:alice@%s" % XMPP_DOMAIN)
-        inc = await a.wait_incoming()
-        await inc.wait_state("active")
-        await inc.wait_media()
-        await asyncio.sleep(2.5)
-        s = await inc.media_stats()
-        print("\nalice after 2.5 s: %s" % s)
-        t = ice_transport(jingle_in(a, "session-initiate"))
-        assert len(t["candidates"]) == 1 and in_range(t["candidates"][0]), "candidates %s" % t["candidates"]
+        inc, s, _ = await phone_dials_ice_alice(a, pam_srtp)
         check_sdes_sdp_to_baresip(pam_srtp)
         check_heard(s, TONE_HZ, "alice")
         await asyncio.to_thread(pam_srtp.ctrl, "hangup")

@@ -250,18 +250,8 @@ fn ice_client_calls_plain_phone_through_the_relay() {
     assert_eq!((cand.ip, cand.port, cand.component), (IP, 30000, 1));
 }
 
-/// A plain SIP phone calls X with `xmpp_transport = ice-udp`: X is offered ICE-UDP + DTLS
-/// `actpass` at the relay; X's `active` answer makes the relay the DTLS server and the
-/// controlling agent, and S gets plain RTP at the relay.
-#[test]
-fn plain_phone_calls_ice_client_through_the_relay() {
-    let (mut call, _) = Call::from_invite(
-        relayed_ice(),
-        "sid9",
-        S,
-        "juliet@example.com",
-        &fixture("baresip-1.0.0-offer.sdp"),
-    );
+/// X's device proceeds (XEP-0353) on a SIP caller's call: the session-initiate's offer.
+fn proceed(call: &mut Call) -> crate::media::model::Description {
     let out = call.handle(Input::Jmi {
         from: "juliet@example.com/phone".into(),
         el: xml_text("<proceed xmlns='urn:xmpp:jingle-message:0' id='sid9'/>"),
@@ -269,11 +259,12 @@ fn plain_phone_calls_ice_client_through_the_relay() {
     let Output::Xmpp(iq) = &out[0] else {
         panic!("{:?}", kinds(&out))
     };
-    let offer =
-        crate::media::jingle::read_contents(iq.children().next().unwrap(), Kind::Offer).unwrap();
-    let t = &offer.contents[0].transport;
-    assert_eq!(t.fingerprint.as_ref().unwrap().setup, Setup::Actpass);
-    assert!(offer.contents[0].rtcp_mux && t.ice.is_some());
+    crate::media::jingle::read_contents(iq.children().next().unwrap(), Kind::Offer).unwrap()
+}
+
+/// The ICE + DTLS client (`active`, one host candidate at 192.0.2.77:7000, PCMU) accepts;
+/// what the gathering time then sends.
+fn client_accepts(call: &mut Call) -> Vec<Output> {
     let accept = xml_text(
         "<jingle xmlns='urn:xmpp:jingle:1' action='session-accept' sid='sid9'>\
          <content creator='initiator' name='audio'>\
@@ -288,7 +279,26 @@ fn plain_phone_calls_ice_client_through_the_relay() {
         from: "juliet@example.com/phone".into(),
         jingle: accept,
     });
-    let out = call.handle(Input::Timer(Timer::Gather));
+    call.handle(Input::Timer(Timer::Gather))
+}
+
+/// A plain SIP phone calls X with `xmpp_transport = ice-udp`: X is offered ICE-UDP + DTLS
+/// `actpass` at the relay; X's `active` answer makes the relay the DTLS server and the
+/// controlling agent, and S gets plain RTP at the relay.
+#[test]
+fn plain_phone_calls_ice_client_through_the_relay() {
+    let (mut call, _) = Call::from_invite(
+        relayed_ice(),
+        "sid9",
+        S,
+        "juliet@example.com",
+        &fixture("baresip-1.0.0-offer.sdp"),
+    );
+    let offer = proceed(&mut call);
+    let t = &offer.contents[0].transport;
+    assert_eq!(t.fingerprint.as_ref().unwrap().setup, Setup::Actpass);
+    assert!(offer.contents[0].rtcp_mux && t.ice.is_some());
+    let out = client_accepts(&mut call);
     let x = peers(&out)
         .into_iter()
         .find(|p| p.side == Side::X)
@@ -432,35 +442,13 @@ fn sdes_phone_calls_ice_client_through_the_relay() {
         .expect("the phone's SDES is the relay's to terminate");
     assert_eq!((srtp.theirs.tag, srtp.theirs.suite), (2, Suite::Sha1_32));
     assert_eq!(srtp.ours, MasterKey([9; 30]));
-    let out = call.handle(Input::Jmi {
-        from: "juliet@example.com/phone".into(),
-        el: xml_text("<proceed xmlns='urn:xmpp:jingle-message:0' id='sid9'/>"),
-    });
-    let Output::Xmpp(iq) = &out[0] else {
-        panic!("{:?}", kinds(&out))
-    };
-    let to_x =
-        crate::media::jingle::read_contents(iq.children().next().unwrap(), Kind::Offer).unwrap();
+    let to_x = proceed(&mut call);
     assert!(
         to_x.contents[0].crypto.is_empty(),
         "the phone's key went to X"
     );
     assert!(to_x.contents[0].transport.fingerprint.is_some());
-    let accept = xml_text(
-        "<jingle xmlns='urn:xmpp:jingle:1' action='session-accept' sid='sid9'>\
-         <content creator='initiator' name='audio'>\
-         <description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'><payload-type id='0' name='PCMU' clockrate='8000'/><rtcp-mux/></description>\
-         <transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='cli1' pwd='clientpassword0123456789'>\
-         <fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash='sha-256' setup='active'>01:02</fingerprint>\
-         <candidate component='1' foundation='1' generation='0' id='c1' ip='192.0.2.77' port='7000' priority='2130706431' protocol='udp' type='host'/>\
-         </transport></content></jingle>",
-    );
-    call.handle(Input::Jingle {
-        id: "a1".into(),
-        from: "juliet@example.com/phone".into(),
-        jingle: accept,
-    });
-    let out = call.handle(Input::Timer(Timer::Gather));
+    let out = client_accepts(&mut call);
     let sdp = sdp_of(&out);
     assert!(sdp.contains("m=audio 30002 RTP/SAVP 0"), "{sdp}");
     let ours = MasterKey([9; 30]).key_params();
