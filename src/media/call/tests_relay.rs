@@ -34,6 +34,17 @@ fn relayed() -> Settings {
     }
 }
 
+/// Relayed, with `media.sip_srtp = "sdes"` when `sdes`.
+fn offering_sdes(sdes: bool) -> Settings {
+    Settings {
+        anchor: Some(Anchor {
+            offer_sdes: sdes,
+            ..anchor(false)
+        }),
+        ..settings()
+    }
+}
+
 fn relayed_ice() -> Settings {
     Settings {
         anchor: Some(anchor(true)),
@@ -462,17 +473,12 @@ fn sdes_phone_calls_ice_client_through_the_relay() {
 
 /// With `sip_srtp = "sdes"` an ICE + DTLS caller reaches the phone as RTP/SAVP with the
 /// relay's key (tag 1, AES_CM_128_HMAC_SHA1_80); the phone's SDES answer gives the
-/// forwarder its key, and a later re-INVITE of ours repeats the negotiated line.
+/// forwarder its key, and the answer to the phone's hold re-INVITE repeats the negotiated
+/// line; a phone that answers plain RTP/AVP leaves the SIP leg unencrypted.
 #[test]
 fn ice_client_calls_sdes_phone_with_sip_srtp_sdes() {
     let offer = crate::media::tests::xml("aiortc-offer-by-jingle-peer.xml");
-    let sdes = Settings {
-        anchor: Some(Anchor {
-            offer_sdes: true,
-            ..anchor(false)
-        }),
-        ..settings()
-    };
+    let sdes = offering_sdes(true);
     let (mut call, _) = Call::from_jingle(sdes, "i1", X, S, &offer);
     let out = call.handle(Input::Timer(Timer::Gather));
     let sdp = sdp_of(&out);
@@ -485,26 +491,28 @@ fn ice_client_calls_sdes_phone_with_sip_srtp_sdes() {
     let answer = sdes_offer(&[&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{PHONE_KEY}")])
         .replace("m=audio 46114 RTP/SAVP 0 8 101", "m=audio 46114 RTP/SAVP 0");
     let out = call.handle(Input::Sip(SipIn::Answered {
-        sdp: answer.into_bytes(),
+        sdp: answer.clone().into_bytes(),
     }));
     assert_eq!(kinds(&out), ["media-S", "session-accept"]);
     let s = peers(&out).pop().unwrap();
     let srtp = s.srtp.expect("the phone's key");
     assert_eq!((srtp.theirs.tag, srtp.theirs.suite), (1, Suite::Sha1_80));
-    // A phone that answers plain RTP/AVP leaves the SIP leg unencrypted.
-    let (mut call, _) = Call::from_jingle(
-        Settings {
-            anchor: Some(Anchor {
-                offer_sdes: true,
-                ..anchor(false)
-            }),
-            ..settings()
-        },
-        "i1",
-        X,
-        S,
-        &offer,
+    // The phone holds: the answer repeats the negotiated line with the relay's key.
+    let iq = format!("{}-1", call.sid());
+    call.handle(Input::IqResponse { id: iq, ok: true });
+    let held = answer
+        .replace("a=sendrecv", "a=sendonly")
+        .replace("1580642915 IN", "1580642916 IN")
+        .into_bytes();
+    let out = call.handle(Input::Sip(SipIn::ReInvite { sdp: held }));
+    let again = sdp_of(&out);
+    assert!(
+        again.contains(&format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 {ours}")),
+        "{again}"
     );
+    assert!(again.contains("a=recvonly"), "{again}");
+    // A phone that answers plain RTP/AVP leaves the SIP leg unencrypted.
+    let (mut call, _) = Call::from_jingle(offering_sdes(true), "i1", X, S, &offer);
     call.handle(Input::Timer(Timer::Gather));
     let plain = String::from_utf8(fixture("baresip-1.0.0-offer.sdp"))
         .unwrap()
@@ -540,13 +548,7 @@ fn sdes_offer_in_unknown_suites_is_not_anchored_toward_dtls() {
 fn a_refused_relayed_offer_is_tried_once_with_the_other_srtp_choice() {
     let offer = crate::media::tests::xml("aiortc-offer-by-jingle-peer.xml");
     for first_sdes in [false, true] {
-        let settings = Settings {
-            anchor: Some(Anchor {
-                offer_sdes: first_sdes,
-                ..anchor(false)
-            }),
-            ..settings()
-        };
+        let settings = offering_sdes(first_sdes);
         let (mut call, _) = Call::from_jingle(settings, "i1", X, S, &offer);
         let first = sdp_of(&call.handle(Input::Timer(Timer::Gather)));
         assert_eq!(first.contains("RTP/SAVP"), first_sdes, "{first}");
