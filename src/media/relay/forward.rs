@@ -300,20 +300,24 @@ impl State {
             // rtcp-mux: nothing comes here from an ICE client.
             Port::XRtcp => {}
             Port::SRtp => {
-                if !self.s.0.accept(src) {
+                if !self.s.0.allowed(src.ip()) {
                     return false;
                 }
-                self.last = Instant::now();
                 let plain = match self.srtp.as_mut().map(|s| s.rx.unprotect(pkt)) {
                     None => None,
                     Some(Ok(p)) => Some(p),
-                    // A forged, replayed or garbled packet goes no further.
+                    // A forged, replayed or garbled packet goes no further: it neither
+                    // moves the latch nor keeps the call alive. With keys in hand, only an
+                    // authentic packet may redirect the phone's media (a spoofed source on
+                    // the phone's IP could otherwise steal it).
                     Some(Err(e)) => {
                         note_srtp_drop(e);
                         self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                         return true;
                     }
                 };
+                self.s.0.accept(src);
+                self.last = Instant::now();
                 let pkt = plain.as_deref().unwrap_or(pkt);
                 let sent = self
                     .ice

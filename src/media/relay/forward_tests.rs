@@ -233,3 +233,58 @@ fn the_sip_legs_srtp_contexts_follow_the_keys() {
     );
     assert!(SrtpLeg::update(Some(leg), None).is_none());
 }
+
+/// With the phone's SDES key, a forged packet from the phone's IP neither latches nor counts
+/// as media: the relay keeps sending to the phone's real address.
+#[tokio::test]
+async fn a_forged_srtp_packet_does_not_move_the_latch() {
+    use crate::media::relay::srtp::{MasterKey, SdesKey, Suite};
+    let mut st = State {
+        x: (Latch::new(None), Latch::new(None)),
+        s: (Latch::new(None), Latch::new(None)),
+        both_ways: (true, true),
+        last: Instant::now(),
+        stats: Arc::default(),
+        ice: None,
+        local_ice: None,
+        x_local: "127.0.0.1:1".parse().unwrap(),
+        srtp: None,
+    };
+    let phone: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    st.apply(Update::Media(MediaOut::Peer(Peer {
+        side: Side::S,
+        rtp: Some(phone),
+        rtcp: None,
+        both_ways: true,
+        ice: None,
+        payloads: Vec::new(),
+        srtp: Some(SipSrtp {
+            theirs: SdesKey {
+                tag: 1,
+                suite: Suite::Sha1_80,
+                key: MasterKey([1; 30]),
+                mki_len: 0,
+            },
+            ours: MasterKey([2; 30]),
+        }),
+    })));
+    // As if the last media were 10 s ago.
+    st.last = Instant::now() - Duration::from_secs(10);
+    let legs = Legs {
+        x_rtp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        x_rtcp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        s_rtp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        s_rtcp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+    };
+    let forged = [
+        0x80, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0xaa, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let spoofed: SocketAddr = "127.0.0.1:9999".parse().unwrap();
+    assert!(st.through_ice(&legs, Port::SRtp, spoofed, &forged));
+    assert_eq!(st.s.0.destination(), Some(phone), "the latch moved");
+    assert!(
+        st.last.elapsed() >= Duration::from_secs(9),
+        "a forgery kept the call alive"
+    );
+    assert_eq!(st.stats.dropped.load(Ordering::Relaxed), 1);
+}

@@ -45,7 +45,8 @@ impl Latch {
         }
     }
 
-    fn allowed(&self, ip: IpAddr) -> bool {
+    /// Whether packets from `ip` may be taken (without latching to them).
+    pub fn allowed(&self, ip: IpAddr) -> bool {
         Some(ip) == self.signalling || Some(ip) == self.negotiated.map(|a| a.ip())
     }
 
