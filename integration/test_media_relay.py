@@ -329,11 +329,17 @@ def auto(stox):
     stox.reload(stox.rendered())
 
 
+@pytest.mark.parametrize("mode", ["auto", "relay"])
 @pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
-def test_auto_ice_dtls_phone_and_client_stay_direct_both_ways(xmpp_server, auto, carl):
-    """media.mode = "auto" with a SIP phone that does ICE + DTLS-SRTP itself (baresip carl): alice (aiortc) calls
-    carl and carl calls alice; neither call is relayed (the Jingle candidates alice gets are baresip's, none is a
-    relay port) and audio flows both ways each time."""
+def test_ice_dtls_phone_and_client_stay_direct_both_ways(xmpp_server, stox, carl, mode):
+    """A SIP phone that does ICE + DTLS-SRTP itself (baresip carl) with media.mode = "auto" or "relay": alice
+    (aiortc) calls carl and carl calls alice; neither call is relayed (the Jingle candidates alice gets are
+    baresip's, none is a relay port) and audio flows both ways each time. In "auto" alice's offer goes to carl as
+    it is at once; in "relay" carl refuses the relayed plain RTP/AVP offer and answers the SDES one with ICE + DTLS
+    of its own, so stox ends that dialog and the next INVITE is alice's own offer."""
+    line = stox.reload(relay_config(stox, xmpp_transport="ice-udp", mode=mode))
+    assert "media.mode" in line, "the reload did not take media.mode: %s" % line
+
     async def scenario(a):
         call = await a.place_call(sip_jid(CARL, CALL_DOMAIN))
         await call.wait_state("active")
@@ -358,7 +364,10 @@ def test_auto_ice_dtls_phone_and_client_stay_direct_both_ways(xmpp_server, auto,
         check_heard(s, TONE_HZ, "alice")
         await asyncio.to_thread(carl.ctrl, "hangup")
         assert await inc.wait_ended() == "success"
-    run(scenario, ice_alice(), carl)
+    try:
+        run(scenario, ice_alice(), carl)
+    finally:
+        stox.reload(stox.rendered())
     check_baresip_heard(carl)
 
 

@@ -246,6 +246,11 @@ pub struct Call {
     s_sdes: Option<Option<relay::srtp::SdesKey>>,
     /// The relayed INVITE was refused once and sent again with the other SRTP choice.
     srtp_retried: bool,
+    /// The XMPP caller's offer went to the SIP side as it is once already.
+    tried_direct: bool,
+    /// The SIP side answered a relayed offer with ICE or DTLS of its own (a phone that
+    /// takes RTP/SAVP but means DTLS-SRTP): the relay cannot speak to it.
+    s_answer_unusable: bool,
 }
 
 /// Whether a call's media goes through the relay.
@@ -312,6 +317,8 @@ impl Call {
             media: Vec::new(),
             s_sdes: None,
             srtp_retried: false,
+            tried_direct: false,
+            s_answer_unusable: false,
         }
     }
 
@@ -411,6 +418,12 @@ impl Call {
                 Some(relay::plain_for_sip(desc, a.ip, a.s_port, crypto))
             }
             (Mode::IceX, Side::S) => {
+                let inviting = matches!(self.state, State::Inviting { .. });
+                if kind == Kind::Answer && inviting && !relay::relayable(desc) {
+                    // Nothing for the relay: the call is about to go direct or end.
+                    self.s_answer_unusable = true;
+                    return None;
+                }
                 let mut p = relay::peer(desc, Side::S);
                 let sdes = relay::sdes_choice(desc);
                 p.srtp = sdes.clone().map(|theirs| relay::SipSrtp {
@@ -449,6 +462,7 @@ impl Call {
         let mut a = a.clone();
         a.auto = false;
         self.anchoring = Anchoring::Undecided(a);
+        self.tried_direct = true;
         self.s_sdes = None;
         self.state = State::Gathering;
         // The next offer is a new session for the SIP side (a new INVITE, a new dialog).
@@ -469,6 +483,34 @@ impl Call {
         a.offer_sdes = !a.offer_sdes;
         tracing::info!(sid = %self.sid, code, sdes = a.offer_sdes, "the SIP side refused the relayed offer: again with the other SRTP choice");
         self.srtp_retried = true;
+        self.state = State::Gathering;
+        self.last_sdp = None;
+        true
+    }
+
+    /// `relay` mode: the phone refused the relayed offer both as plain RTP and as SDES-SRTP,
+    /// as one that does ICE + DTLS-SRTP itself does. Whether the call goes direct
+    /// ([`Call::fallback_direct`]).
+    fn retry_direct(&mut self, code: u16) -> bool {
+        matches!(code, 488 | 606)
+            && self.srtp_retried
+            && self.s_sdes.is_none()
+            && self.fallback_direct()
+    }
+
+    /// The relayed offer cannot work with this phone: the XMPP caller's offer goes as it is
+    /// in a new INVITE and the call is direct (in `auto` that was the first try, so not
+    /// again). Whether it does.
+    fn fallback_direct(&mut self) -> bool {
+        if !matches!(self.anchoring, Anchoring::On(_, Mode::IceX)) || self.tried_direct {
+            return false;
+        }
+        tracing::info!(sid = %self.sid, "the SIP side cannot take the relayed offer: the caller's offer as it is, direct");
+        self.anchoring = Anchoring::Off;
+        self.media.push(MediaOut::Direct);
+        self.tried_direct = true;
+        self.s_sdes = None;
+        self.s_answer_unusable = false;
         self.state = State::Gathering;
         self.last_sdp = None;
         true

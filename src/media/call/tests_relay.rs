@@ -543,7 +543,8 @@ fn sdes_offer_in_unknown_suites_is_not_anchored_toward_dtls() {
 }
 
 /// A relayed INVITE refused with 488 goes once more with the other SRTP choice (an SRTP-only
-/// phone refuses RTP/AVP, a plain one RTP/SAVP); a second refusal ends the call.
+/// phone refuses RTP/AVP, a plain one RTP/SAVP), then as the client's own offer, direct; a
+/// fourth refusal ends the call.
 #[test]
 fn a_refused_relayed_offer_is_tried_once_with_the_other_srtp_choice() {
     let offer = crate::media::tests::xml("aiortc-offer-by-jingle-peer.xml");
@@ -558,6 +559,15 @@ fn a_refused_relayed_offer_is_tried_once_with_the_other_srtp_choice() {
         let again = sdp_of(&out);
         assert_eq!(again.contains("RTP/SAVP"), !first_sdes, "{again}");
         assert_eq!(again.contains("a=crypto:1 "), !first_sdes, "{again}");
+        // The third INVITE is the client's own offer (ICE + DTLS), direct, for a phone that
+        // does ICE + DTLS-SRTP itself; its refusal is the end of the call.
+        let out = call.handle(Input::Sip(SipIn::Failed { code: 488 }));
+        assert_eq!(kinds(&out)[0], "media-direct", "{:?}", kinds(&out));
+        let direct = sdp_of(&out);
+        assert!(
+            direct.contains("a=ice-ufrag") && direct.contains("a=fingerprint"),
+            "{direct}"
+        );
         let out = call.handle(Input::Sip(SipIn::Failed { code: 488 }));
         assert!(
             kinds(&out).contains(&"session-terminate".to_string()),
@@ -574,4 +584,45 @@ fn a_refused_relayed_offer_is_tried_once_with_the_other_srtp_choice() {
         "{:?}",
         kinds(&out)
     );
+}
+
+/// A phone that takes the relayed RTP/SAVP offer but answers with ICE + DTLS of its own
+/// (baresip with dtls_srtp does) cannot be relayed: the dialog is ended (ACK, BYE) and the
+/// client's own offer goes in a new INVITE, direct. In `auto` that was the first try: the
+/// call then fails as incompatible.
+#[test]
+fn an_ice_dtls_answer_to_a_relayed_offer_sends_the_clients_offer_direct() {
+    let offer = crate::media::tests::xml("aiortc-offer-by-jingle-peer.xml");
+    let ice_answer = fixture("baresip-1.0.0-ice-dtls-offer.sdp");
+    let (mut call, _) = Call::from_jingle(offering_sdes(true), "i1", X, S, &offer);
+    call.handle(Input::Timer(Timer::Gather));
+    let out = call.handle(Input::Sip(SipIn::Answered {
+        sdp: ice_answer.clone(),
+    }));
+    let k = kinds(&out);
+    assert_eq!(k.first().map(String::as_str), Some("media-direct"), "{k:?}");
+    assert!(
+        k.ends_with(&["Ack".into(), "Bye".into(), "Invite".into()]),
+        "{k:?}"
+    );
+    let direct = sdp_of(&out);
+    assert!(
+        direct.contains("a=ice-ufrag") && !direct.contains("30002"),
+        "{direct}"
+    );
+    // auto: direct first, then relayed; an ICE answer to the relayed offer ends the call.
+    let auto = Settings {
+        anchor: Some(Anchor {
+            auto: true,
+            ..anchor(true)
+        }),
+        ..settings()
+    };
+    let (mut call, _) = Call::from_jingle(auto, "i1", X, S, &offer);
+    call.handle(Input::Timer(Timer::Gather));
+    call.handle(Input::Sip(SipIn::Failed { code: 488 }));
+    let out = call.handle(Input::Sip(SipIn::Answered { sdp: ice_answer }));
+    let k = kinds(&out);
+    assert!(k.contains(&"session-terminate".to_string()), "{k:?}");
+    assert!(!k.contains(&"Invite".to_string()), "{k:?}");
 }

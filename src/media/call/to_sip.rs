@@ -165,6 +165,15 @@ impl Call {
                     self.read_s_sdp(&sdp, Kind::Answer).map(|r| r.description)
                 };
                 match desc {
+                    Ok(_) if self.s_answer_unusable => {
+                        out.push(Output::Sip(SipOut::Ack));
+                        out.push(Output::Sip(SipOut::Bye));
+                        if self.fallback_direct() {
+                            self.x_description_ready(out)
+                        } else {
+                            self.terminate(Reason::IncompatibleParameters, out)
+                        }
+                    }
                     Ok(desc) => {
                         let children = jingle::render(&desc, Role::Initiator);
                         self.s_desc = Some(desc);
@@ -181,7 +190,10 @@ impl Call {
             }
             SipIn::Failed { code } => match self.state {
                 State::Inviting { .. } => {
-                    if self.retry_through_relay(code) || self.retry_other_srtp(code) {
+                    if self.retry_through_relay(code)
+                        || self.retry_other_srtp(code)
+                        || self.retry_direct(code)
+                    {
                         self.x_description_ready(out)
                     } else {
                         self.terminate(Reason::from_sip(code), out)
