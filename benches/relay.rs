@@ -22,12 +22,11 @@
 //! process's DTLS identity (`LocalIce`), the X party as a `RemoteIce` (the relay is the
 //! controlled agent and the DTLS client, as when it answers a client's `actpass` offer), and
 //! the S party as plain RTP. Every packet from X is SRTP that the relay's str0m leg decrypts
-//! before it goes to S, every packet from S is encrypted toward X, and the leg does its own
-//! SRTCP and ICE consent checks. `relay-ice-sdes` has the S parties speak SDES-SRTP (AES-CM
-//! 128, HMAC-SHA1-80) too, so the relay decrypts and encrypts every packet both ways: the
-//! worst case. ICE credentials and SDES keys are derived from the call number in both
-//! processes; the two DTLS fingerprints are exchanged at start (environment one way, stdout
-//! the other).
+//! before it goes to S, every packet from S is encrypted toward X, and the leg sends its own
+//! SRTCP. `relay-ice-sdes` has the S parties speak SDES-SRTP (AES-CM 128, HMAC-SHA1-80) too,
+//! so the relay decrypts and encrypts every packet both ways: the worst case. ICE credentials
+//! and SDES keys are derived from the call number in both processes; the two DTLS
+//! fingerprints are exchanged at start (environment one way, stdout the other).
 //!
 //! This process is the load generator. For K calls, each party sends 50 RTP packets/s (ptime
 //! 20 ms) of 172 bytes (12-byte RTP header, PCMU payload type, 160 bytes of payload carrying
@@ -53,7 +52,7 @@
 //! relay's.
 //!
 //! Steps of K (STOX_BENCH_CALLS, default 50,100,200,300,400,500,600,800,1000,1200,1600,2000;
-//! at most 2,500, the port range) for the baseline and the relay in turn, each 0.5 s of
+//! at most 2,500, the port range) for each forwarder in turn, each 0.5 s of
 //! warm-up, then STOX_BENCH_STEP_SECS (default 5) measured, then 0.3 s for the last packets.
 //! A packet arriving later than STOX_BENCH_LATE_MS (default 100) after it was sent counts as
 //! lost: a jitter buffer would throw it away, and an overloaded forwarder queues rather than
