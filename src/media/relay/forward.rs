@@ -90,6 +90,7 @@ impl Relay {
             local_ice,
             x_local,
             srtp: None,
+            pending: Vec::new(),
         };
         let task = tokio::spawn(run(legs, state, rx, timeout, tx_timeout));
         LIVE.fetch_add(1, Ordering::Relaxed);
@@ -166,6 +167,8 @@ struct State {
     x_local: SocketAddr,
     /// The SIP party's SDES-SRTP, terminated here when the XMPP leg is ICE + DTLS-SRTP.
     srtp: Option<SrtpLeg>,
+    /// What the ICE leg produced while an update was applied, to send next.
+    pending: Vec<Out>,
 }
 
 /// The two SRTP contexts of the SIP leg and the keys they were made from (a re-INVITE that
@@ -225,21 +228,22 @@ impl State {
             }
         };
         if let (Side::X, Some(remote)) = (p.side, &p.ice) {
+            let now = Instant::now().into_std();
             match (&mut self.ice, &self.local_ice) {
                 (Some(leg), _) => leg.add_candidates(remote),
                 (None, Some(me)) => {
-                    self.ice = IceLeg::new(
-                        Instant::now().into_std(),
-                        self.x_local,
-                        me,
-                        remote,
-                        &p.payloads,
-                    );
+                    self.ice = IceLeg::new(now, self.x_local, me, remote, &p.payloads);
                     if self.ice.is_none() {
                         tracing::debug!("media relay: no ICE leg (no identity or no known codec)");
                     }
                 }
                 (None, None) => {}
+            }
+            // Arm the leg's timer now: its own connectivity checks (and, as the controlling
+            // agent, its nomination) must not wait for the client's first datagram, which
+            // an ICE-lite client never sends.
+            if let Some(leg) = self.ice.as_mut() {
+                leg.timeout(now, &mut self.pending);
             }
         }
         if p.side == Side::S {
@@ -414,7 +418,11 @@ async fn run(
             biased;
             u = updates.recv() => {
                 match u {
-                    Some(m) => st.apply(m),
+                    Some(m) => {
+                        st.apply(m);
+                        let outs = std::mem::take(&mut st.pending);
+                        st.carry_out(&legs, outs);
+                    }
                     // The handle is gone: the call is over.
                     None => return,
                 }

@@ -249,6 +249,7 @@ async fn a_forged_srtp_packet_does_not_move_the_latch() {
         local_ice: None,
         x_local: "127.0.0.1:1".parse().unwrap(),
         srtp: None,
+        pending: Vec::new(),
     };
     let phone: SocketAddr = "127.0.0.1:7000".parse().unwrap();
     st.apply(Update::Media(MediaOut::Peer(Peer {
@@ -287,4 +288,48 @@ async fn a_forged_srtp_packet_does_not_move_the_latch() {
         "a forgery kept the call alive"
     );
     assert_eq!(st.stats.dropped.load(Ordering::Relaxed), 1);
+}
+
+/// As the controlling agent the relay starts its connectivity checks as soon as it knows the
+/// client's candidates, without waiting for a datagram from it (an ICE-lite client sends
+/// none first).
+#[tokio::test]
+async fn the_ice_leg_checks_first_without_waiting_for_the_client() {
+    use crate::media::relay::ice::identity;
+    use crate::media::relay::{LocalIce, PayloadType, RemoteIce};
+    let Some(id) = identity() else {
+        panic!("no DTLS identity")
+    };
+    let me = LocalIce {
+        ufrag: "relayufr".into(),
+        pwd: "relaypassword0123456789abc".into(),
+        fingerprint: id.fingerprint.clone(),
+    };
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let relay = Relay::spawn(pool().allocate().unwrap(), None, None, None, Some(me)).unwrap();
+    relay.update(MediaOut::Peer(Peer {
+        side: Side::X,
+        rtp: None,
+        rtcp: None,
+        both_ways: true,
+        ice: Some(RemoteIce {
+            ufrag: "cli1".into(),
+            pwd: "clientpassword0123456789".into(),
+            fingerprint: id.fingerprint.clone(),
+            candidates: vec![client.local_addr().unwrap()],
+            dtls_client: true,
+            controlling: true,
+        }),
+        payloads: vec![PayloadType {
+            pt: 0,
+            name: "PCMU".into(),
+            clockrate: 8000,
+            channels: 1,
+        }],
+        srtp: None,
+    }));
+    let (pkt, _) = recv(&client).await;
+    // A STUN Binding request (RFC 8489 §5: type 0x0001, the magic cookie).
+    assert_eq!(&pkt[..2], &[0x00, 0x01], "{pkt:02x?}");
+    assert_eq!(&pkt[4..8], &[0x21, 0x12, 0xa4, 0x42]);
 }
