@@ -115,6 +115,8 @@ class BaresipCall(BaresipTls):
             "module aufile.so",
             "module aubridge.so",
             "module sndfile.so",
+            # at the call's end: a line of the RTCP the far end sent ("EX=BareSip;..."), or that none came
+            "module rtcpsummary.so",
             "module stdio.so",
             *(["module ice.so"] if medianat == "ice" else []),
             *(["module dtls_srtp.so"] if mediaenc == "dtls_srtp" else []),

@@ -95,6 +95,15 @@ def sdp_to_baresip(b) -> str:
     return ours[0]
 
 
+def check_rtcp_at_baresip(b):
+    """baresip's rtcpsummary line at the call's end says it got RTCP reports from the far end (stox's own, since the
+    ICE leg ends the client's): "EX=BareSip;CS=...", not "ERROR=No RTCP stats collected"."""
+    b.wait_log("EX=BareSip;", timeout=10)
+    line = [x for x in b.log_text().splitlines() if "EX=BareSip;" in x][-1]
+    assert "ERROR" not in line and "CS=" in line, "baresip got no RTCP from stox: %s" % line
+    return line
+
+
 def check_released(ports: list, timeout: float = 5):
     """Every relay port of the call can be bound again: stox closed them."""
     end = time.monotonic() + timeout
@@ -289,6 +298,7 @@ def test_relay_plain_sip_phone_calls_ice_dtls_client(xmpp_server, relay_ice, pam
     run(scenario, ice_alice(), pam)
     check_baresip_heard(pam)
     check_baresip_pitch(pam, ICE_ALICE_HZ)
+    print("baresip's RTCP summary: %s" % check_rtcp_at_baresip(pam))
 
 
 @pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
@@ -456,6 +466,8 @@ def test_relay_sdes_phone_calls_ice_dtls_client(xmpp_server, relay_ice, pam_srtp
         assert await inc.wait_ended() == "success"
     run(scenario, ice_alice(), pam_srtp)
     check_baresip_heard(pam_srtp)
+    # SRTCP: baresip decrypted and authenticated stox's reports.
+    print("baresip's RTCP summary: %s" % check_rtcp_at_baresip(pam_srtp))
     check_baresip_pitch(pam_srtp, ICE_ALICE_HZ)
 
 

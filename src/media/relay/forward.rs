@@ -11,7 +11,8 @@
 use super::ice::{IceLeg, Out};
 use super::latch::Latch;
 use super::ports::CallPorts;
-use super::srtp::{Srtp, SrtpError};
+use super::rtcp::Reporter;
+use super::srtp::{Srtcp, Srtp, SrtpError};
 use super::{LocalIce, MediaOut, Side, SipSrtp};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,6 +92,7 @@ impl Relay {
             x_local,
             srtp: None,
             pending: Vec::new(),
+            reports: None,
         };
         let task = tokio::spawn(run(legs, state, rx, timeout, tx_timeout));
         LIVE.fetch_add(1, Ordering::Relaxed);
@@ -169,6 +171,8 @@ struct State {
     srtp: Option<SrtpLeg>,
     /// What the ICE leg produced while an update was applied, to send next.
     pending: Vec<Out>,
+    /// The relay's own RTCP toward the phone while the ICE leg terminates the client's.
+    reports: Option<Reporter>,
 }
 
 /// The two SRTP contexts of the SIP leg and the keys they were made from (a re-INVITE that
@@ -179,6 +183,8 @@ struct SrtpLeg {
     rx: Srtp,
     /// Encrypts what the relay sends the phone.
     tx: Srtp,
+    /// Encrypts the relay's reports to the phone.
+    rtcp_tx: Srtcp,
 }
 
 impl SrtpLeg {
@@ -188,6 +194,7 @@ impl SrtpLeg {
             return Some(SrtpLeg {
                 rx: Srtp::new(&keys.theirs.key, keys.theirs.suite, keys.theirs.mki_len),
                 tx: Srtp::new(&keys.ours, keys.theirs.suite, 0),
+                rtcp_tx: Srtcp::new(&keys.ours),
                 keys: keys.clone(),
             });
         };
@@ -197,6 +204,9 @@ impl SrtpLeg {
         }
         if (&leg.keys.ours, old.suite) != (&keys.ours, new.suite) {
             leg.tx = Srtp::new(&keys.ours, new.suite, 0);
+        }
+        if leg.keys.ours != keys.ours {
+            leg.rtcp_tx = Srtcp::new(&keys.ours);
         }
         leg.keys = keys.clone();
         Some(leg)
@@ -236,6 +246,20 @@ impl State {
                     if self.ice.is_none() {
                         tracing::debug!("media relay: no ICE leg (no identity or no known codec)");
                     }
+                    // The audio clock: the first payload type that is not DTMF or noise.
+                    let clockrate = p
+                        .payloads
+                        .iter()
+                        .find(|t| {
+                            !t.name.eq_ignore_ascii_case("telephone-event")
+                                && !t.name.eq_ignore_ascii_case("CN")
+                        })
+                        .map_or(8000, |t| t.clockrate);
+                    self.reports = Some(Reporter::new(
+                        Instant::now().into_std(),
+                        rand::random(),
+                        clockrate,
+                    ));
                 }
                 (None, None) => {}
             }
@@ -323,6 +347,9 @@ impl State {
                 self.s.0.accept(src);
                 self.last = Instant::now();
                 let pkt = plain.as_deref().unwrap_or(pkt);
+                if let Some(r) = self.reports.as_mut() {
+                    r.received(now, pkt);
+                }
                 let sent = self
                     .ice
                     .as_mut()
@@ -335,12 +362,17 @@ impl State {
                 c.fetch_add(1, Ordering::Relaxed);
             }
             // The leg makes its own RTCP toward the client (str0m terminates SRTCP); the
-            // phone's reports keep the call alive but go no further.
+            // phone's reports keep the call alive and time our own reports' LSR/DLSR, but
+            // go no further.
             Port::SRtcp => {
                 if !self.s.1.accept(src) {
                     return false;
                 }
                 self.last = Instant::now();
+                // Plain reports give our next one its LSR/DLSR; SRTCP is not decrypted.
+                if let (Some(r), None) = (self.reports.as_mut(), &self.srtp) {
+                    r.received_rtcp(now, pkt);
+                }
             }
         }
         self.carry_out(legs, outs);
@@ -356,6 +388,9 @@ impl State {
                 }
                 Out::Rtp(bytes) => {
                     self.last = Instant::now();
+                    if let Some(r) = self.reports.as_mut() {
+                        r.sent(std::time::Instant::now(), &bytes);
+                    }
                     let bytes = match self.srtp.as_mut().map(|s| s.tx.protect(&bytes)) {
                         None => bytes,
                         Some(Ok(b)) => b,
@@ -384,6 +419,29 @@ impl State {
 
 fn note_srtp_drop(e: SrtpError) {
     tracing::trace!(?e, "media relay: SRTP packet dropped");
+}
+
+impl State {
+    /// The relay's report to the phone, if one is due: to its RTCP address, as SRTCP when
+    /// it speaks SDES.
+    fn report(&mut self, legs: &Legs) {
+        let now = std::time::Instant::now();
+        let Some(pkt) = self
+            .reports
+            .as_mut()
+            .and_then(|r| r.poll(now, std::time::SystemTime::now()))
+        else {
+            return;
+        };
+        let pkt = match self.srtp.as_mut().map(|s| s.rtcp_tx.protect(&pkt)) {
+            None => pkt,
+            Some(Ok(p)) => p,
+            Some(Err(e)) => return note_srtp_drop(e),
+        };
+        if let Some(d) = self.s.1.destination() {
+            let _ = legs.s_rtcp.try_send_to(&pkt, d);
+        }
+    }
 }
 
 async fn sleep_until_std(at: Option<std::time::Instant>) {
@@ -438,6 +496,10 @@ async fn run(
                     leg.timeout(std::time::Instant::now(), &mut outs);
                 }
                 st.carry_out(&legs, outs);
+                continue;
+            }
+            _ = sleep_until_std(st.reports.as_ref().map(Reporter::due)) => {
+                st.report(&legs);
                 continue;
             }
             _ = tick_or_never(tick.as_mut()) => {

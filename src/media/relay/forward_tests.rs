@@ -250,6 +250,7 @@ async fn a_forged_srtp_packet_does_not_move_the_latch() {
         x_local: "127.0.0.1:1".parse().unwrap(),
         srtp: None,
         pending: Vec::new(),
+        reports: None,
     };
     let phone: SocketAddr = "127.0.0.1:7000".parse().unwrap();
     st.apply(Update::Media(MediaOut::Peer(Peer {

@@ -6,7 +6,7 @@
 //! datagrams to send to the client and plain RTP for the SIP side; the forwarding task does
 //! the I/O. RTP is re-sent, never transcoded: payload type, sequence number, timestamp,
 //! marker and payload go through, under the leg's own SSRC toward the client. RTCP toward the
-//! client is str0m's own (it terminates SRTCP); none goes to the SIP side.
+//! client is str0m's own (it terminates SRTCP); the phone gets the relay's (`rtcp`).
 
 use super::{LocalIce, PayloadType, RemoteIce};
 use std::net::SocketAddr;

@@ -24,6 +24,7 @@ pub mod forward;
 pub mod ice;
 pub mod latch;
 pub mod ports;
+pub mod rtcp;
 pub mod srtp;
 
 use super::model::{

@@ -8,8 +8,9 @@
 //! layout, key derivation, index estimation and replay window are RFC 3711's, written here.
 //!
 //! Supported: AES_CM_128_HMAC_SHA1_80 and _32 (RFC 4568 §6.2), key derivation rate 0, an MKI
-//! on received packets (skipped; the relay's own key has none). SRTCP is not produced: in this
-//! mode the phone's RTCP ends at the relay, as its plain RTCP does (`forward`).
+//! on received packets (skipped; the relay's own key has none). SRTCP is sent only: the
+//! relay's own reports toward the phone ([`Srtcp`], from `rtcp`); the phone's RTCP ends at
+//! the relay unread, as its plain RTCP's report blocks would say nothing the relay uses.
 
 use base64::Engine;
 use str0m::crypto::{Aes128CmSha1_80, Aes128CmSha1_80Cipher, CryptoProvider};
@@ -358,6 +359,73 @@ impl Srtp {
         // Only an authentic packet moves the state (RFC 3711 §3.3.1).
         let s = self.stream(ssrc);
         advance(s, index, fresh);
+        Ok(out)
+    }
+}
+
+/// SRTCP toward the phone (RFC 3711 §3.4): the relay's own reports, encrypted and
+/// authenticated under the RTCP session keys of its master key. The tag is 80 bits whatever
+/// the suite (RFC 4568 §6.2.2: only SRTP's is shortened in _32).
+pub struct Srtcp {
+    cipher: Box<dyn Aes128CmSha1_80Cipher>,
+    auth: [u8; 20],
+    salt: [u8; 14],
+    /// The next SRTCP index (31 bits; libsrtp starts at 1, and so do we).
+    index: u32,
+    provider: &'static CryptoProvider,
+}
+
+impl std::fmt::Debug for Srtcp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Srtcp").field("index", &self.index).finish()
+    }
+}
+
+impl Srtcp {
+    /// A sending context under `key`.
+    pub fn new(key: &MasterKey) -> Srtcp {
+        let p = provider();
+        let mut enc = [0u8; 16];
+        let mut auth = [0u8; 20];
+        let mut salt = [0u8; 14];
+        derive(p, key, 3, &mut enc);
+        derive(p, key, 4, &mut auth);
+        derive(p, key, 5, &mut salt);
+        Srtcp {
+            cipher: p
+                .srtp_provider
+                .aes_128_cm_sha1_80()
+                .create_cipher(enc, true),
+            auth,
+            salt,
+            index: 1,
+            provider: p,
+        }
+    }
+
+    /// A compound RTCP packet -> SRTCP: everything after the first 8 bytes encrypted, then
+    /// E flag and index, then the tag over all of it.
+    pub fn protect(&mut self, rtcp: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        if rtcp.len() < 8 || rtcp[0] >> 6 != 2 {
+            return Err(SrtpError::Malformed);
+        }
+        let ssrc = u32::from_be_bytes([rtcp[4], rtcp[5], rtcp[6], rtcp[7]]);
+        let index = self.index;
+        self.index = (self.index + 1) & 0x7fff_ffff;
+        let mut out = vec![0u8; rtcp.len() + 4 + 10];
+        out[..8].copy_from_slice(&rtcp[..8]);
+        let iv = Aes128CmSha1_80::rtp_iv(self.salt, ssrc, u64::from(index));
+        self.cipher
+            .encrypt(&iv, &rtcp[8..], &mut out[8..rtcp.len()])
+            .map_err(|_| SrtpError::Malformed)?;
+        let e_index = 0x8000_0000 | index;
+        out[rtcp.len()..rtcp.len() + 4].copy_from_slice(&e_index.to_be_bytes());
+        let end = rtcp.len() + 4;
+        let tag = self
+            .provider
+            .sha1_hmac_provider
+            .sha1_hmac(&self.auth, &[&out[..end]]);
+        out[end..].copy_from_slice(&tag[..10]);
         Ok(out)
     }
 }

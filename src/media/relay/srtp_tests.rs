@@ -193,3 +193,19 @@ fn sdes_lines_are_read_or_passed_over() {
     }
     assert_eq!(format!("{:?}", key()), "MasterKey(..)");
 }
+
+/// libsrtp's SRTCP of the same RR twice (indexes 1 and 2) under the test key.
+#[test]
+fn srtcp_matches_libsrtp() {
+    let rr = hex("81c9000712345678deadbeef0100000200010005000000070000000000000000");
+    let mut tx = Srtcp::new(&key());
+    assert_eq!(
+        tx.protect(&rr).unwrap(),
+        hex("81c9000712345678961f39c5cb0e8f5453b4e9af4f79f511646ce64161df758880000001d6bc06d277c52e87b383")
+    );
+    assert_eq!(
+        tx.protect(&rr).unwrap(),
+        hex("81c9000712345678ad6d14ed1810da36a74b302fd07f8cde243ca11fd92b10db80000002e41f43f3cb0c4a9ec080")
+    );
+    assert_eq!(tx.protect(&rr[..7]), Err(SrtpError::Malformed));
+}
