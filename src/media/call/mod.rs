@@ -424,7 +424,14 @@ impl Call {
                     self.s_answer_unusable = true;
                     return None;
                 }
-                let mut p = relay::peer(desc, Side::S);
+                // The relay never agrees to rtcp-mux toward the phone (`plain_for_sip`), so
+                // its RTCP goes to `a=rtcp` or the next port even when it offered mux
+                // (RFC 5761 §5.1.1: mux only when both sides say so).
+                let mut unmuxed = desc.clone();
+                for c in &mut unmuxed.contents {
+                    c.rtcp_mux = false;
+                }
+                let mut p = relay::peer(&unmuxed, Side::S);
                 let sdes = relay::sdes_choice(desc);
                 p.srtp = sdes.clone().map(|theirs| relay::SipSrtp {
                     theirs,

@@ -626,3 +626,25 @@ fn an_ice_dtls_answer_to_a_relayed_offer_sends_the_clients_offer_direct() {
     assert!(k.contains(&"session-terminate".to_string()), "{k:?}");
     assert!(!k.contains(&"Invite".to_string()), "{k:?}");
 }
+
+/// A phone that offers rtcp-mux gets an answer without it (the relay's plain leg does not
+/// mux), so its RTCP address is the next port, not its RTP port (RFC 5761 §5.1.1).
+#[test]
+fn a_phones_rtcp_mux_offer_is_not_taken_by_the_relay() {
+    let muxed = String::from_utf8(fixture("baresip-1.0.0-offer.sdp"))
+        .unwrap()
+        .replace("a=sendrecv", "a=sendrecv\r\na=rtcp-mux");
+    let (_, out) = Call::from_invite(
+        relayed_ice(),
+        "sid9",
+        S,
+        "juliet@example.com",
+        muxed.as_bytes(),
+    );
+    let s = peers(&out).pop().expect("S told to the relay");
+    let rtp = s.rtp.expect("an RTP address");
+    assert_eq!(
+        s.rtcp,
+        Some(std::net::SocketAddr::new(rtp.ip(), rtp.port() + 1))
+    );
+}
