@@ -205,6 +205,26 @@ fn derive(p: &CryptoProvider, master: &MasterKey, label: u8, out: &mut [u8]) {
     let _ = cipher.encrypt(&iv, &zeros, out);
 }
 
+/// The cipher, authentication key and salt of the session under `master` whose first label
+/// is `first` (0 for SRTP, 3 for SRTCP; RFC 3711 §4.3.2).
+fn session_keys(
+    p: &CryptoProvider,
+    master: &MasterKey,
+    first: u8,
+) -> (Box<dyn Aes128CmSha1_80Cipher>, [u8; 20], [u8; 14]) {
+    let mut enc = [0u8; 16];
+    let mut auth = [0u8; 20];
+    let mut salt = [0u8; 14];
+    derive(p, master, first, &mut enc);
+    derive(p, master, first + 1, &mut auth);
+    derive(p, master, first + 2, &mut salt);
+    let cipher = p
+        .srtp_provider
+        .aes_128_cm_sha1_80()
+        .create_cipher(enc, true);
+    (cipher, auth, salt)
+}
+
 /// Length of the RTP header (fixed part, CSRCs, extension) of `p`, or `None` if `p` is not
 /// a version 2 RTP packet at least that long.
 fn header_len(p: &[u8]) -> Option<usize> {
@@ -224,17 +244,9 @@ impl Srtp {
     /// received packet carries before its tag.
     pub fn new(key: &MasterKey, suite: Suite, mki_len: usize) -> Srtp {
         let p = provider();
-        let mut enc = [0u8; 16];
-        let mut auth = [0u8; 20];
-        let mut salt = [0u8; 14];
-        derive(p, key, 0, &mut enc);
-        derive(p, key, 1, &mut auth);
-        derive(p, key, 2, &mut salt);
+        let (cipher, auth, salt) = session_keys(p, key, 0);
         Srtp {
-            cipher: p
-                .srtp_provider
-                .aes_128_cm_sha1_80()
-                .create_cipher(enc, true),
+            cipher,
             auth,
             salt,
             suite,
@@ -385,17 +397,9 @@ impl Srtcp {
     /// A sending context under `key`.
     pub fn new(key: &MasterKey) -> Srtcp {
         let p = provider();
-        let mut enc = [0u8; 16];
-        let mut auth = [0u8; 20];
-        let mut salt = [0u8; 14];
-        derive(p, key, 3, &mut enc);
-        derive(p, key, 4, &mut auth);
-        derive(p, key, 5, &mut salt);
+        let (cipher, auth, salt) = session_keys(p, key, 3);
         Srtcp {
-            cipher: p
-                .srtp_provider
-                .aes_128_cm_sha1_80()
-                .create_cipher(enc, true),
+            cipher,
             auth,
             salt,
             index: 1,
