@@ -132,18 +132,21 @@ async fn err_8_err_9_final_responses_follow_table_e2() {
 
 #[tokio::test]
 async fn err_6_unreachable_next_hop_returns_remote_server_not_found() {
-    // A TCP route to a port nobody listens on: connection refused.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A TCP route to a port nobody listens on: connection refused. The socket stays bound
+    // without listening, so no parallel test's listener can take the port meanwhile: a
+    // freed port taken that way would accept the connection, and the MESSAGE would wait
+    // for an answer instead of failing (a CI run once timed out here).
+    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    holder.bind(&any.into()).unwrap();
+    let closed = holder.local_addr().unwrap().as_socket().unwrap().port();
     let route = Route::Uri(format!("sip:127.0.0.1:{closed};transport=tcp"));
     let mut h = Harness::start(Opts { route, ..opts() }).await;
     h.xmpp.send(M42);
     let e = h.xmpp.stanza_with_id("m42", Duration::from_secs(10)).await;
     assert_romeo_error(&e, "m42", "cancel", "remote-server-not-found");
     h.stop().await;
+    drop(holder);
 }
 
 #[tokio::test]
