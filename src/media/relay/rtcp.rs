@@ -133,8 +133,13 @@ impl Reporter {
         if let Some(prev) = r.transit {
             let d = (transit - prev)
                 .unsigned_abs()
-                .min(u64::from(u32::MAX >> 4)) as u32;
-            r.jitter = r.jitter.wrapping_add(d).wrapping_sub((r.jitter + 8) >> 4);
+                // Capped so the scaled estimate (which settles at 16 x d) stays far below
+                // u32::MAX whatever timestamps a phone sends.
+                .min(u64::from(u32::MAX >> 5)) as u32;
+            r.jitter = r
+                .jitter
+                .saturating_add(d)
+                .saturating_sub(r.jitter.saturating_add(8) >> 4);
         }
         r.transit = Some(transit);
     }

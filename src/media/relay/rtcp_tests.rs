@@ -140,3 +140,23 @@ fn garbage_is_ignored() {
     let p = r.poll(t0 + INTERVAL, SystemTime::now()).unwrap();
     assert_eq!(&p[..4], &[0x80, 201, 0, 1]);
 }
+
+/// Timestamps jumping across the whole 32-bit range, for long: no overflow, a bounded report.
+#[test]
+fn wild_timestamps_do_not_overflow_the_jitter() {
+    let t0 = Instant::now();
+    let mut r = Reporter::new(t0, 1, 48000);
+    for i in 0..2000u32 {
+        let ts = if i % 2 == 0 { 0 } else { u32::MAX };
+        r.received(
+            t0 + Duration::from_millis(u64::from(i)),
+            &build_rtp(false, 0, i as u16, ts, PHONE, &[]),
+        );
+    }
+    let p = r.poll(t0 + INTERVAL, SystemTime::now()).unwrap();
+    assert!(
+        word(&p, 8 + 12) <= u32::MAX >> 4,
+        "jitter {}",
+        word(&p, 8 + 12)
+    );
+}
