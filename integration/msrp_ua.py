@@ -349,6 +349,10 @@ class Session:
         range-end '*' (interruptible).  failure_report None -> no header (= yes).  Returns the Message-ID."""
         body = text_or_bytes.encode() if isinstance(text_or_bytes, str) else bytes(text_or_bytes)
         mid, n, pos, tids = message_id or new_ident(), len(body), 0, []
+        # Recorded before the first chunk goes out: the peer's REPORT can arrive (on the reader
+        # thread) before this loop ends.
+        with self.ua.lock:
+            self.sent.append({"message_id": mid, "tids": tids, "size": n, "success_report": bool(success_report)})
         while True:
             part = body[pos:pos + (chunk_size or max(n, 1))]
             hdrs = [("Message-ID", mid)] + ([("Success-Report", "yes")] if success_report else [])
@@ -359,8 +363,6 @@ class Session:
                                               "$" if pos >= n else "+", mid, failure_report))
             if pos >= n:
                 break
-        with self.ua.lock:
-            self.sent.append({"message_id": mid, "tids": tids, "size": n, "success_report": bool(success_report)})
         return mid
 
     def send_interrupted(self, first_part, content_type="text/plain", total=None) -> str:
@@ -474,6 +476,10 @@ class MsrpUa:
     def stop(self):
         """Close every socket and join all threads (within 2 s in total)."""
         self._stop.set()
+        # The SIP thread notices the stop within its 50 ms receive timeout; closing its socket
+        # under it could fail a send it is in the middle of (EBADF), which is not stox's fault.
+        if self._threads[0].is_alive() and self._threads[0] is not threading.current_thread():
+            self._threads[0].join(1.0)
         self.sip.close()
         self.lsock.close()
         with self.lock:
@@ -536,6 +542,8 @@ class MsrpUa:
                     self._on_sip(data, addr)
                 self._timers()
             except Exception as e:  # noqa: BLE001 - the receive thread never dies; malformed input is recorded
+                if self._stop.is_set():
+                    return                            # stopping: the socket may be gone already
                 with self.lock:
                     self._violation("SIP: error handling %s: %r" % ("input from %s" % (addr,) if data else "timers", e))
 

@@ -374,7 +374,13 @@ def test_chat_lost_tcp_connection_next_message_opens_a_new_session(alice, ua, ru
     s.conn.close()                                      # the MSRP connection dies under the session
     assert s.wait_bye(timeout=10), "stox must end a session whose MSRP connection is gone (BYE)"
     alice.send_message(ROMEO, "after the loss " + run_id)
-    s2 = ua.wait_session(15)
+    try:
+        s2 = ua.wait_session(15)
+    except TimeoutError:
+        # Say where the message went instead: page mode, an error, or nowhere.
+        raise AssertionError("no new session for the message after the loss; romeo got %s; alice got errors %s" % (
+            [(r["method"], r["headers"].get("call-id")) for r in ua.requests],
+            [m.raw for m in alice.messages if m.type == "error"])) from None
     s2.wait_message(lambda m: m.get("text") == "after the loss " + run_id, timeout=10)
     errors = [m.raw for m in alice.messages if m.type == "error"]
     assert not errors, "no error expected, the message has a new session: %s" % errors

@@ -400,9 +400,21 @@ def test_hardening_stalled_xmpp_server_is_back_pressure_not_memory(alice, stox, 
         os.kill(server_pid, signal.SIGCONT)
     loader.join(STALL_SECS + 90)
     assert "res" in result, "SIPp did not finish"
-    time.sleep(5)                      # the server drains what was queued to alice
     assert stox.alive(), "stox died while the XMPP server was stalled:\n%s" % stox.tail(60)
     outcomes = sipp_outcomes(result["res"], tag)
+    # The server drains what stox queued while it was stopped (up to a link queue of 8 KB
+    # stanzas) and alice parses each: on a loaded 2-core machine that takes seconds, so wait
+    # until every 200'd message is there, or a minute has passed.
+    accepted = {b for b, s in outcomes.items() if s == 200}
+    drain_start = time.monotonic()
+    while time.monotonic() - drain_start < 60:
+        got = deliveries([alice], tag)
+        if all(got.get(b, 0) >= 1 for b in accepted):
+            break
+        time.sleep(0.5)
+    time.sleep(1)                      # a duplicate would come right behind
+    print("stalled server: alice had every accepted message %.1f s after SIPp ended" % (
+        time.monotonic() - drain_start))
     statuses = Counter(map(str, outcomes.values()))
     print("stalled server: %d MESSAGEs: %s; stox RSS %d -> peak %d KiB" % (
         len(outcomes), statuses, rss_before, peak))
