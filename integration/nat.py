@@ -5,7 +5,11 @@ provider's 1:1 NAT (an elastic or floating IP) forwards to a VM's private addres
 filter to do it in the kernel, so a thread does it with sockets: a datagram from peer P to (public, N) goes to
 (inner, N) from a socket of P's own mapping, bound on P's IP (the relay sees P's address with another port, as
 behind P's own NAT; the IP is kept, as a 1:1 NAT keeps it), and what comes back to that socket goes out to P
-from (public, N). Counters say how many datagrams crossed each way."""
+from (public, N). Counters say how many datagrams crossed each way.
+
+`forward_out` adds the other direction for one server (a STUN server, `media.stun_server`): the relay sends to a
+port of the NAT's inner side, and the NAT sends it on to the server from (public, N) for the relay's port N, as a
+1:1 NAT rewrites the source of what leaves the VM; the server's answers come back to the relay the same way."""
 import selectors
 import socket
 import threading
@@ -49,6 +53,25 @@ class Nat:
             self._sel.register(s, selectors.EVENT_READ, ("inner", (peer, port)))
         return s
 
+    def forward_out(self, listen: tuple, server: tuple) -> "Nat":
+        """Datagrams to LISTEN (the NAT's inner side) leave from (public, their source port) to SERVER."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(listen)
+        s.setblocking(False)
+        self._out_listen, self._out_server = s, server
+        self._sel.register(s, selectors.EVENT_READ, ("out-inner", None))
+        return self
+
+    def _out_public(self, port: int) -> socket.socket:
+        s = self._public.get(port)
+        if s is None:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((self.public_ip, port))
+            s.setblocking(False)
+            self._public[port] = s
+            self._sel.register(s, selectors.EVENT_READ, ("public", port))
+        return s
+
     def _run(self):
         while not self._stop.is_set():
             for key, _ in self._sel.select(timeout=0.1):
@@ -57,7 +80,14 @@ class Nat:
                     data, src = key.fileobj.recvfrom(65536)
                 except OSError:
                     continue
-                if side == "public":
+                if side == "out-inner":
+                    if src[0] == self.inner_ip:
+                        self._out_public(src[1]).sendto(data, self._out_server)
+                        self.outbound += 1
+                elif side == "public" and src == getattr(self, "_out_server", None):
+                    self._out_listen.sendto(data, (self.inner_ip, what))   # the server's answer, back to the relay
+                    self.inbound += 1
+                elif side == "public":
                     self._inner(src, what).sendto(data, (self.inner_ip, what))
                     self.inbound += 1
                 else:

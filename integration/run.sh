@@ -24,6 +24,11 @@ export STOX_BIN=${STOX_BIN:-$TARGET_DIR/debug/stox}
 
 say "installing peers (idempotent): $PEERS/install.sh prosody ejabberd kamailio baresip sipp sipsak python"
 "$PEERS/install.sh" prosody ejabberd kamailio baresip sipp sipsak python
+# coturn: the STUN server of the media.stun_server test (test_media_relay.py); Debian's package.
+if ! command -v turnserver >/dev/null; then
+    say "apt-get install coturn"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends coturn >/dev/null
+fi
 if ! "$PEERS_VENV/bin/python" -c 'import pytest' 2>/dev/null; then
     say "pip install pytest into $PEERS_VENV"
     "$PEERS_VENV/bin/python" -m pip install -q --disable-pip-version-check pytest

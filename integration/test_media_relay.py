@@ -518,19 +518,70 @@ def test_relay_ice_dtls_client_calls_sdes_phone(xmpp_server, stox, pam_srtp, sip
     check_baresip_pitch(pam_srtp, ICE_ALICE_HZ)
 
 
+# coturn as a plain STUN server (media.stun_server), and the NAT's inner-side port that forwards to it.
+STUN_PORT, STUN_VIA_NAT = 34780, (RELAY_IP, 34781)
+
+
+@pytest.fixture
+def stun_server(kit):
+    """coturn (turnserver --stun-only) on 127.0.0.1:STUN_PORT, for the length of a test."""
+    import shutil
+    import subprocess
+    from conftest import terminate
+    binary = shutil.which("turnserver")
+    if binary is None:
+        pytest.fail("coturn is not installed (turnserver not found): apt-get install coturn "
+                    "(integration/run.sh installs it)", pytrace=False)
+    log = kit.run / "coturn.log"
+    proc = subprocess.Popen([binary, "-n", "--stun-only", "--no-cli", "--listening-ip", RELAY_IP,
+                             "--listening-port", str(STUN_PORT), "--log-file", "stdout", "--simple-log"],
+                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        # Ready when it answers a Binding request (RFC 8489 §6: 20 bytes, magic cookie, transaction id).
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.settimeout(0.2)
+        end = time.monotonic() + 10
+        while True:
+            assert proc.poll() is None, "coturn exited: %s" % log.read_text(errors="replace")[-2000:]
+            assert time.monotonic() < end, "coturn did not answer: %s" % log.read_text(errors="replace")[-2000:]
+            probe.sendto(b"\x00\x01\x00\x00\x21\x12\xa4\x42" + os.urandom(12), (RELAY_IP, STUN_PORT))
+            try:
+                if probe.recv(1500)[:2] == b"\x01\x01":
+                    break
+            except OSError:
+                time.sleep(0.1)
+        probe.close()
+        yield (RELAY_IP, STUN_PORT)
+    finally:
+        terminate(proc)
+
+
 @pytest.mark.parametrize("xmpp_server", ["prosody", "ejabberd"], indirect=True)
-def test_relay_behind_a_1to1_nat_announces_the_public_address(xmpp_server, stox, pam):
+@pytest.mark.parametrize("how", ["public_address", "stun_server"])
+def test_relay_behind_a_1to1_nat_announces_the_public_address(xmpp_server, stox, pam, how, request):
     """stox's relay binds 127.0.0.1 behind a 1:1 NAT (nat.py) whose public side is this machine's primary address,
-    and media.public_address says so: alice (aiortc) calls pam and the ICE candidate she gets and the c=/m= baresip
-    gets are the public address at relay ports; both send there, the NAT carries baresip's media in and the relay's
-    back out (latched to the NAT's mapping), and each hears the other's tone. (alice's own media may take the relay's
+    and either media.public_address says so or media.stun_server finds it out (coturn, asked through the NAT, sees
+    the public address): alice (aiortc) calls pam and the ICE candidate she gets and the c=/m= baresip gets are the
+    public address at relay ports; both send there, the NAT carries baresip's media in and the relay's back out
+    (latched to the NAT's mapping), and each hears the other's tone. (alice's own media may take the relay's
     direct address, which its checks reveal: nothing on this machine stops it the way a real NAT would.)"""
     from nat import Nat
     public = primary_ipv4()
     assert public != RELAY_IP, "the machine needs a non-loopback address for this test"
     nat = Nat(public, RELAY_IP, range(PORT_MIN, PORT_MAX + 1)).start()
-    line = stox.reload(relay_config(stox, xmpp_transport="ice-udp") + 'public_address = "%s"\n' % public)
-    assert "media.public_address" in line, "the reload did not take media.public_address: %s" % line
+    if how == "public_address":
+        line = stox.reload(relay_config(stox, xmpp_transport="ice-udp") + 'public_address = "%s"\n' % public)
+        assert "media.public_address" in line, "the reload did not take media.public_address: %s" % line
+    else:
+        nat.forward_out(STUN_VIA_NAT, request.getfixturevalue("stun_server"))
+        learned = "public address from the STUN server ip=%s " % public
+        before = stox.log_text().count(learned)
+        line = stox.reload(relay_config(stox, xmpp_transport="ice-udp") + 'stun_server = "%s:%d"\n' % STUN_VIA_NAT)
+        assert "media.stun_server" in line, "the reload did not take media.stun_server: %s" % line
+        end = time.monotonic() + 10
+        while stox.log_text().count(learned) == before:
+            assert time.monotonic() < end, "stox did not learn its address from the STUN server:\n%s" % stox.tail(30)
+            time.sleep(0.1)
 
     async def scenario(a):
         call = await a.place_call(sip_jid(PAM, PLAIN_DOMAIN))

@@ -19,6 +19,9 @@
 //!   stranger sends them. Invariants: no panic; none authenticates (the key is the relay's
 //!   own secret); each one that `protect` takes comes back unchanged through a receiving
 //!   context of the same key.
+//! * 5: a datagram as the answer to the relay's STUN Binding request (`media.stun_server`),
+//!   whose transaction id is the datagram's own bytes 8..20 or not. Invariants: no panic; an
+//!   answer is only ever read from a datagram with the magic cookie and our id.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -201,15 +204,29 @@ fn srtp(data: &[u8]) {
     }
 }
 
+fn stun(data: &[u8]) {
+    use stox::media::relay::stun::parse_response;
+    let mut tid = [0u8; 12];
+    if let Some(id) = data.get(8..20) {
+        tid.copy_from_slice(id);
+    }
+    if parse_response(data, &tid).is_some() {
+        assert_eq!(data.get(4..8), Some(&[0x21, 0x12, 0xa4, 0x42][..]));
+    }
+    let other = tid.map(|b| !b);
+    assert_eq!(parse_response(data, &other), None, "an answer to another id");
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
-    match which % 5 {
+    match which % 6 {
         0 => rtp(rest),
         1 => ice(rest),
         2 => latch(rest),
         3 => descriptions(rest),
-        _ => srtp(rest),
+        4 => srtp(rest),
+        _ => stun(rest),
     }
 });

@@ -66,6 +66,11 @@ pub struct MediaConfig {
     /// public IP is mapped to its private one (the port range must be forwarded unchanged).
     #[serde(default)]
     pub public_address: Option<IpAddr>,
+    /// A STUN server (`host[:port]`, port 3478 by default) that tells stox its public address
+    /// instead, asked at start and every five minutes: the same 1:1 NAT, with a public IP
+    /// that may change. Until it answers, calls announce the relay's own address.
+    #[serde(default)]
+    pub stun_server: Option<String>,
     /// First UDP port of the relay's range (even; RTP on even ports, RTCP on the next).
     #[serde(default = "default_port_min")]
     pub port_min: u16,
@@ -104,6 +109,7 @@ impl Default for MediaConfig {
             mode: MediaMode::default(),
             relay_address: None,
             public_address: None,
+            stun_server: None,
             port_min: default_port_min(),
             port_max: default_port_max(),
             timeout_secs: default_timeout(),
@@ -138,6 +144,18 @@ impl MediaConfig {
         if self.relay_address.is_some_and(|a| a.is_unspecified()) {
             problems
                 .push("media.relay_address: expected a concrete address, not 0.0.0.0 or ::".into());
+        }
+        if let Some(s) = &self.stun_server {
+            if let Err(e) = crate::media::relay::stun::target(s) {
+                problems.push(format!("media.stun_server = {e}"));
+            }
+            if self.public_address.is_some() {
+                problems.push(
+                    "media.stun_server and media.public_address: set one (the address is \
+                     either known or asked for)"
+                        .into(),
+                );
+            }
         }
         if self.public_address.is_some_and(|a| a.is_unspecified()) {
             problems.push(
@@ -179,6 +197,16 @@ mod tests {
             toml::from_str("relay_address = \"10.0.0.5\"\npublic_address = \"198.51.100.7\"")
                 .unwrap();
         assert_eq!(natted.public_address, Some("198.51.100.7".parse().unwrap()));
+        let stun: MediaConfig = toml::from_str("stun_server = \"stun.example.org\"").unwrap();
+        let mut p = Vec::new();
+        stun.validate(&mut p);
+        assert!(p.is_empty(), "{p:?}");
+        let both: MediaConfig = toml::from_str(
+            "stun_server = \"stun.example.org:x\"\npublic_address = \"198.51.100.7\"",
+        )
+        .unwrap();
+        both.validate(&mut p);
+        assert_eq!(p.len(), 2, "a bad port and both set: {p:?}");
         let auto: MediaConfig = toml::from_str("mode = \"auto\"").unwrap();
         assert_eq!(auto.mode, MediaMode::Auto);
         assert!(toml::from_str::<MediaConfig>("mode = \"always\"").is_err());

@@ -56,6 +56,8 @@ pub struct Calls {
     /// The relay's port range (`[media] mode = "relay"`), made at the first relayed call and
     /// again when a reload changes it.
     ports: Option<Arc<PortPool>>,
+    /// The STUN task of `media.stun_server`, for the relay address it asks about.
+    stun: Option<super::stun_watch::StunWatch>,
 }
 
 /// A new call's media relay: its ports, and the addresses the call machine writes.
@@ -100,7 +102,9 @@ impl Router {
     /// Ports for a new call's relay: `Ok(None)` when media goes direct, `Err` when the
     /// range has no room left (the call is refused rather than set up without audio).
     fn call_relay(&mut self, origin: std::net::IpAddr) -> Result<Option<RelaySlot>, ()> {
-        let m = &self.ops.effective.media;
+        // The Arc, not a borrow of self: `stun_address` below needs `&mut self`.
+        let eff = self.ops.effective.clone();
+        let m = &eff.media;
         if m.mode == MediaMode::Direct {
             return Ok(None);
         }
@@ -132,7 +136,10 @@ impl Router {
             // Behind a 1:1 NAT the parties are told the public address; the sockets bind
             // the private one. The ICE leg needs no change: STUN carries no address of the
             // agent's own, and the NAT delivers to the bound socket.
-            ip: m.public_address.unwrap_or(ip),
+            ip: m
+                .public_address
+                .or_else(|| self.stun_address(ip))
+                .unwrap_or(ip),
             x_port: ports.x_port(),
             s_port: ports.s_port(),
             ice: crate::media::relay::ice::identity().map(|id| LocalIce {
@@ -146,6 +153,43 @@ impl Router {
             offer_sdes: m.sip_srtp == SipSrtp::Sdes,
         };
         Ok(Some(RelaySlot { ports, anchor }))
+    }
+
+    /// The address `media.stun_server` reported for the relay address `bind`, starting
+    /// (or restarting, after a reload) the task that asks it. `None` without a server or
+    /// before its first answer.
+    fn stun_address(&mut self, bind: std::net::IpAddr) -> Option<std::net::IpAddr> {
+        let Some(server) = self.ops.effective.media.stun_server.clone() else {
+            self.calls.stun = None;
+            return None;
+        };
+        match &self.calls.stun {
+            Some(w) if w.is(&server, bind) => {}
+            _ => self.calls.stun = Some(super::stun_watch::StunWatch::start(&server, bind)),
+        }
+        let found = self.calls.stun.as_ref().and_then(|w| w.address());
+        if found.is_none() {
+            tracing::warn!(%bind, stun_server = %server,
+                           "media relay: no answer from the STUN server yet; this call announces the relay's own address");
+        }
+        found
+    }
+
+    /// Ask `media.stun_server` now (at start and after a reload), so the first relayed call
+    /// already has the answer; stop asking when the setting or relaying is gone.
+    pub(super) fn stun_refresh(&mut self) {
+        let m = &self.ops.effective.media;
+        let bind = m
+            .relay_address
+            .or(Some(self.call_settings().origin).filter(|o| !o.is_unspecified()));
+        match (m.mode, &m.stun_server, bind) {
+            (MediaMode::Direct, _, _) | (_, None, _) | (_, _, None) => self.calls.stun = None,
+            (_, Some(server), Some(bind)) => {
+                if !self.calls.stun.as_ref().is_some_and(|w| w.is(server, bind)) {
+                    self.calls.stun = Some(super::stun_watch::StunWatch::start(server, bind));
+                }
+            }
+        }
     }
 
     fn call_settings(&self) -> Settings {

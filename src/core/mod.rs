@@ -21,6 +21,7 @@ mod presence_io;
 mod room_hub;
 pub mod room_session;
 pub mod store_writer;
+pub mod stun_watch;
 
 mod event;
 pub use event::Event;
@@ -158,6 +159,7 @@ impl Router {
         drain_limit: Duration,
     ) {
         let mut deadline: Option<Instant> = None;
+        self.stun_refresh();
         loop {
             if let Some(d) = deadline {
                 let idle = self.bounce.is_empty() && self.in_flight.load(Ordering::SeqCst) == 0;
@@ -197,6 +199,7 @@ impl Router {
                     Some(Event::Sip(e)) => self.on_sip(*e).await,
                     Some(Event::Reload(reply)) => {
                         let _ = reply.send(self.reload());
+                        self.stun_refresh();
                     }
                     Some(Event::CallEnded { key }) => self.on_call_ended(key),
                     Some(Event::RoomEnded { key, id }) => self.on_room_ended(key, id),

@@ -17,7 +17,9 @@
 //! - [`store::check_store`]: the state directory exists or can be created, is writable, and
 //!   the database opens;
 //! - [`check_tls`]: what SIP over TLS serves (the listener's certificate) or that there is no
-//!   TLS listener; the component link is plain TCP either way.
+//!   TLS listener; the component link is plain TCP either way;
+//! - [`check_stun`]: with `media.stun_server` and the relay on, the address the STUN server
+//!   sees the relay address as (what calls will announce), or that it does not answer.
 //!
 //! Doctor has no lasting side effects: probe files and directories it creates are removed,
 //! a missing database is not created, an older one is not migrated, sockets are released.
@@ -239,7 +241,7 @@ pub async fn run(path: &Path, opts: &Options) -> Vec<Check> {
         }
     };
     let dns = dns::check_dns(&cfg.addresses.xmpp_domains, opts.dns_timeout);
-    let (component, dns) = tokio::join!(component, dns);
+    let (component, dns, stun) = tokio::join!(component, dns, check_stun(&cfg));
     out.push(component);
     for l in cfg.listen() {
         out.push(sockets::check_listen(l));
@@ -253,7 +255,40 @@ pub async fn run(path: &Path, opts: &Options) -> Vec<Check> {
     out.extend(store::check_store(&cfg.presence.state_dir, opts.store_busy).await);
     out.extend(dns);
     out.push(check_tls(&cfg));
+    out.extend(stun);
     out
+}
+
+/// `media.stun_server`: one Binding from the relay address (or any local address when
+/// `media.relay_address` is unset), as the running gateway sends it. `None` when there is no
+/// STUN server to ask or media goes direct.
+pub async fn check_stun(cfg: &Config) -> Option<Check> {
+    use crate::config::MediaMode;
+    let m = &cfg.media;
+    let server = m
+        .stun_server
+        .as_deref()
+        .filter(|_| m.mode != MediaMode::Direct)?;
+    let bind = m
+        .relay_address
+        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    Some(
+        match crate::core::stun_watch::discover(server, bind).await {
+            Ok(ip) => Check::new(
+                Level::Ok,
+                "media",
+                format!("STUN server {server} sees the relay as {ip}: relayed calls announce {ip}"),
+            ),
+            Err(e) => Check::new(
+                Level::Warn,
+                "media",
+                format!(
+                    "media.stun_server: {e}; relayed calls would announce the relay's own \
+                 address (allow UDP out to the server, or set media.public_address)"
+                ),
+            ),
+        },
+    )
 }
 
 /// The transport name used in messages (`udp 127.0.0.1:5060`).
@@ -279,6 +314,47 @@ mod tests {
             Check::new(Level::Warn, "dns", "x").to_string(),
             "warn  dns: x"
         );
+    }
+
+    /// The example config with the relay on and this STUN server.
+    fn with_stun(mode: &str, server: &str) -> Config {
+        let mut c = Config::parse(include_str!("../../component.toml.example")).unwrap();
+        c.media.mode = toml::from_str::<crate::config::MediaConfig>(&format!("mode = \"{mode}\""))
+            .unwrap()
+            .mode;
+        c.media.relay_address = Some("127.0.0.1".parse().unwrap());
+        c.media.stun_server = Some(server.into());
+        c
+    }
+
+    #[tokio::test]
+    async fn stun_check_reports_the_address_the_server_sees() {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap().to_string();
+        let t = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            let (_, from) = server.recv_from(&mut buf).unwrap();
+            // A success with MAPPED-ADDRESS 198.51.100.7:5000 for the request's id.
+            let mut r = vec![0x01, 0x01, 0x00, 0x0c, 0x21, 0x12, 0xa4, 0x42];
+            r.extend_from_slice(&buf[8..20]);
+            r.extend_from_slice(&[0, 1, 0, 8, 0, 1, 0x13, 0x88, 198, 51, 100, 7]);
+            server.send_to(&r, from).unwrap();
+        });
+        let c = check_stun(&with_stun("relay", &addr)).await.unwrap();
+        t.join().unwrap();
+        assert_eq!(c.level, Level::Ok, "{c}");
+        assert!(c.message.contains("198.51.100.7"), "{c}");
+        assert_eq!(check_stun(&with_stun("direct", &addr)).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stun_check_warns_when_the_server_is_silent() {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap().to_string();
+        let c = check_stun(&with_stun("auto", &addr)).await.unwrap();
+        assert_eq!(c.level, Level::Warn, "{c}");
+        assert!(c.message.contains("did not answer"), "{c}");
+        drop(server);
     }
 
     #[test]

@@ -153,6 +153,9 @@ const FIELDS: &[Field] = &[
     ("media.public_address", true, |c| {
         format!("{:?}", c.media.public_address)
     }),
+    ("media.stun_server", true, |c| {
+        format!("{:?}", c.media.stun_server)
+    }),
     ("media.port_min", true, |c| c.media.port_min.to_string()),
     ("media.port_max", true, |c| c.media.port_max.to_string()),
     ("media.timeout_secs", true, |c| {

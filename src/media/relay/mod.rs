@@ -11,7 +11,9 @@
 //!   relay is never an open relay;
 //! - [`ports`]: the configured UDP port range, four ports per call, released when the call's
 //!   sockets are dropped;
-//! - [`forward`]: the one task per call that moves the packets and notices media stopping.
+//! - [`forward`]: the one task per call that moves the packets and notices media stopping;
+//! - [`stun`] (pure): the Binding request that finds the relay's public address
+//!   (`media.stun_server`).
 //!
 //! What can be anchored: a call with one audio content whose SIP side uses a plain transport
 //! (SDP without ICE or DTLS), and whose XMPP side uses either a plain one too (Jingle Raw-UDP;
@@ -26,6 +28,7 @@ pub mod latch;
 pub mod ports;
 pub mod rtcp;
 pub mod srtp;
+pub mod stun;
 
 use super::model::{
     Candidate, CandidateKind, Content, Crypto, Description, Fingerprint, IceCredentials, Kind,
