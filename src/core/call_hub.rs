@@ -16,6 +16,7 @@
 
 use super::call_leg::{Leg, SipDialer};
 use super::call_session;
+use super::stun_watch::StunWatch;
 use super::{Event, Router};
 use crate::config::{MediaMode, SipSrtp, XmppTransport};
 use crate::errmap::{DefinedCondition, SipStatus, XmppError};
@@ -57,7 +58,7 @@ pub struct Calls {
     /// again when a reload changes it.
     ports: Option<Arc<PortPool>>,
     /// The STUN task of `media.stun_server`, for the relay address it asks about.
-    stun: Option<super::stun_watch::StunWatch>,
+    stun: Option<StunWatch>,
 }
 
 /// A new call's media relay: its ports, and the addresses the call machine writes.
@@ -155,19 +156,11 @@ impl Router {
         Ok(Some(RelaySlot { ports, anchor }))
     }
 
-    /// The address `media.stun_server` reported for the relay address `bind`, starting
-    /// (or restarting, after a reload) the task that asks it. `None` without a server or
-    /// before its first answer.
+    /// The address `media.stun_server` reported for the relay address `bind`. `None` without
+    /// a server or before its first answer.
     fn stun_address(&mut self, bind: std::net::IpAddr) -> Option<std::net::IpAddr> {
-        let Some(server) = self.ops.effective.media.stun_server.clone() else {
-            self.calls.stun = None;
-            return None;
-        };
-        match &self.calls.stun {
-            Some(w) if w.is(&server, bind) => {}
-            _ => self.calls.stun = Some(super::stun_watch::StunWatch::start(&server, bind)),
-        }
-        let found = self.calls.stun.as_ref().and_then(|w| w.address());
+        let server = self.ops.effective.media.stun_server.clone()?;
+        let found = self.stun_watch(&server, bind).address();
         if found.is_none() {
             tracing::warn!(%bind, stun_server = %server,
                            "media relay: no answer from the STUN server yet; this call announces the relay's own address");
@@ -175,19 +168,25 @@ impl Router {
         found
     }
 
+    /// The task asking `server` about `bind`, started (or restarted, the settings changed).
+    fn stun_watch(&mut self, server: &str, bind: std::net::IpAddr) -> &StunWatch {
+        if !self.calls.stun.as_ref().is_some_and(|w| w.is(server, bind)) {
+            self.calls.stun = Some(StunWatch::start(server, bind));
+        }
+        self.calls.stun.as_ref().expect("set just above")
+    }
+
     /// Ask `media.stun_server` now (at start and after a reload), so the first relayed call
     /// already has the answer; stop asking when the setting or relaying is gone.
     pub(super) fn stun_refresh(&mut self) {
-        let m = &self.ops.effective.media;
+        let m = self.ops.effective.media.clone();
         let bind = m
             .relay_address
             .or(Some(self.call_settings().origin).filter(|o| !o.is_unspecified()));
-        match (m.mode, &m.stun_server, bind) {
+        match (m.mode, m.stun_server, bind) {
             (MediaMode::Direct, _, _) | (_, None, _) | (_, _, None) => self.calls.stun = None,
             (_, Some(server), Some(bind)) => {
-                if !self.calls.stun.as_ref().is_some_and(|w| w.is(server, bind)) {
-                    self.calls.stun = Some(super::stun_watch::StunWatch::start(server, bind));
-                }
+                self.stun_watch(&server, bind);
             }
         }
     }
