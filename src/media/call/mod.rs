@@ -221,6 +221,9 @@ pub struct Call {
     x_desc: Option<Description>,
     /// S's last description (SIP side).
     s_desc: Option<Description>,
+    /// Plain relay mode: the side whose offer awaits its answer, and that offer (the answer
+    /// settles its rtcp-mux).
+    plain_offer: Option<(Side, Description)>,
     /// The m= lines of the SIP offer being answered (S->X) or of our offer's contents
     /// (X->S: their names, to name the answer's streams by position).
     layout: Vec<MLine>,
@@ -304,6 +307,7 @@ impl Call {
             state,
             x_desc: None,
             s_desc: None,
+            plain_offer: None,
             layout: Vec::new(),
             sdp_version: 0,
             next_id: 0,
@@ -392,7 +396,21 @@ impl Call {
         };
         match (mode, side) {
             (Mode::Plain, _) => {
-                self.media.push(MediaOut::Peer(relay::peer(desc, side)));
+                // The relay passes each side's rtcp-mux on: an offer's mux holds until the
+                // answer, and an answer without it takes it back from the offerer too.
+                let mux = relay::muxes(desc);
+                self.media
+                    .push(MediaOut::Peer(relay::peer(desc, side, mux)));
+                match kind {
+                    Kind::Offer => self.plain_offer = Some((side, desc.clone())),
+                    Kind::Answer => {
+                        if let Some((o, d)) = self.plain_offer.take().filter(|(o, _)| *o != side) {
+                            if !mux && relay::muxes(&d) {
+                                self.media.push(MediaOut::Peer(relay::peer(&d, o, false)));
+                            }
+                        }
+                    }
+                }
                 let port = match side {
                     Side::X => a.s_port,
                     Side::S => a.x_port,
@@ -400,7 +418,7 @@ impl Call {
                 Some(relay::anchored(desc, a.ip, port))
             }
             (Mode::IceX, Side::X) => {
-                let mut p = relay::peer(desc, Side::X);
+                let mut p = relay::peer(desc, Side::X, true);
                 // XEP-0176: the Jingle initiator is the controlling agent; the relay
                 // initiated when S called.
                 p.ice = relay::remote_ice(desc, self.x_role == Role::Responder);
@@ -424,14 +442,8 @@ impl Call {
                     self.s_answer_unusable = true;
                     return None;
                 }
-                // The relay never agrees to rtcp-mux toward the phone (`plain_for_sip`), so
-                // its RTCP goes to `a=rtcp` or the next port even when it offered mux
-                // (RFC 5761 §5.1.1: mux only when both sides say so).
-                let mut unmuxed = desc.clone();
-                for c in &mut unmuxed.contents {
-                    c.rtcp_mux = false;
-                }
-                let mut p = relay::peer(&unmuxed, Side::S);
+                // The relay never agrees to rtcp-mux toward the phone (`plain_for_sip`).
+                let mut p = relay::peer(desc, Side::S, false);
                 let sdes = relay::sdes_choice(desc);
                 p.srtp = sdes.clone().map(|theirs| relay::SipSrtp {
                     theirs,
@@ -530,7 +542,7 @@ impl Call {
             return false;
         }
         if let Some(d) = &self.x_desc {
-            let mut p = relay::peer(d, Side::X);
+            let mut p = relay::peer(d, Side::X, true);
             p.ice = relay::remote_ice(d, self.x_role == Role::Responder);
             p.rtp = None;
             p.rtcp = None;

@@ -648,3 +648,50 @@ fn a_phones_rtcp_mux_offer_is_not_taken_by_the_relay() {
         Some(std::net::SocketAddr::new(rtp.ip(), rtp.port() + 1))
     );
 }
+
+/// Plain relay mode passes rtcp-mux on: a phone's mux offer answered by a Raw-UDP client
+/// without mux leaves the phone's RTCP on its next port (the relay had taken the offer's mux
+/// until the answer); answered with mux, RTCP stays on the RTP port.
+#[test]
+fn plain_relay_takes_rtcp_mux_back_when_the_answer_drops_it() {
+    let muxed = String::from_utf8(fixture("baresip-1.0.0-offer.sdp"))
+        .unwrap()
+        .replace("a=sendrecv", "a=sendrecv\r\na=rtcp-mux");
+    for (answer_mux, rtcp_port) in [(false, 46115), (true, 46114)] {
+        let (mut call, out) =
+            Call::from_invite(relayed(), "sid9", S, "juliet@example.com", muxed.as_bytes());
+        let s = peers(&out).pop().expect("S told to the relay");
+        assert_eq!(s.rtcp, s.rtp, "the offer's mux holds until the answer");
+        call.handle(Input::Jmi {
+            from: "juliet@example.com/phone".into(),
+            el: xml_text("<proceed xmlns='urn:xmpp:jingle-message:0' id='sid9'/>"),
+        });
+        let accept = xml_text(&format!(
+            "<jingle xmlns='urn:xmpp:jingle:1' action='session-accept' sid='sid9'>\
+             <content creator='initiator' name='audio'>\
+             <description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'>\
+             <payload-type id='0' name='PCMU' clockrate='8000'/>{}</description>\
+             <transport xmlns='urn:xmpp:jingle:transports:raw-udp:1'><candidate id='a' component='1' generation='0' ip='192.0.2.77' port='7000'/></transport>\
+             </content></jingle>",
+            if answer_mux { "<rtcp-mux/>" } else { "" }
+        ));
+        let out = call.handle(Input::Jingle {
+            id: "a1".into(),
+            from: "juliet@example.com/phone".into(),
+            jingle: accept,
+        });
+        let s = peers(&out).into_iter().rfind(|p| p.side == Side::S);
+        match answer_mux {
+            false => {
+                let s = s.expect("S told again, without mux");
+                assert_eq!(
+                    s.rtcp,
+                    Some(format!("192.0.2.2:{rtcp_port}").parse().unwrap())
+                );
+            }
+            true => assert!(s.is_none(), "mux agreed: nothing to take back"),
+        }
+        let sdp = sdp_of(&out);
+        assert_eq!(sdp.contains("a=rtcp-mux"), answer_mux, "{sdp}");
+    }
+}

@@ -246,19 +246,10 @@ impl State {
                     if self.ice.is_none() {
                         tracing::debug!("media relay: no ICE leg (no identity or no known codec)");
                     }
-                    // The audio clock: the first payload type that is not DTMF or noise.
-                    let clockrate = p
-                        .payloads
-                        .iter()
-                        .find(|t| {
-                            !t.name.eq_ignore_ascii_case("telephone-event")
-                                && !t.name.eq_ignore_ascii_case("CN")
-                        })
-                        .map_or(8000, |t| t.clockrate);
                     self.reports = Some(Reporter::new(
                         Instant::now().into_std(),
                         rand::random(),
-                        clockrate,
+                        super::audio_clockrate(&p.payloads),
                     ));
                 }
                 (None, None) => {}

@@ -224,6 +224,22 @@ pub fn sdes_line(tag: u32, suite: Suite, ours: &MasterKey) -> Crypto {
     }
 }
 
+/// The audio clock of a call's RTCP reports: the first payload type that is not DTMF or
+/// comfort noise (8000 when there is none).
+pub fn audio_clockrate(payloads: &[PayloadType]) -> u32 {
+    payloads
+        .iter()
+        .find(|t| {
+            !t.name.eq_ignore_ascii_case("telephone-event") && !t.name.eq_ignore_ascii_case("CN")
+        })
+        .map_or(8000, |t| t.clockrate)
+}
+
+/// Whether `desc`'s first content says rtcp-mux.
+pub fn muxes(desc: &Description) -> bool {
+    desc.contents.first().is_some_and(|c| c.rtcp_mux)
+}
+
 /// The payload types of `desc`'s first content.
 pub fn payloads(desc: &Description) -> Vec<PayloadType> {
     desc.contents
@@ -349,8 +365,10 @@ pub fn setup_toward_xmpp(kind: Kind, client_offer: Option<Setup>) -> Setup {
     }
 }
 
-/// Where `desc`'s (single) content receives media.
-pub fn peer(desc: &Description, side: Side) -> Peer {
+/// Where `desc`'s (single) content receives media. `mux_agreed`: whether the relay's own
+/// description toward that side says rtcp-mux too; RFC 5761 §5.1.1 muxes only when both
+/// do, so a side that offered mux and was answered without it takes RTCP on its next port.
+pub fn peer(desc: &Description, side: Side, mux_agreed: bool) -> Peer {
     let Some(c) = desc.contents.first() else {
         return Peer {
             side,
@@ -371,7 +389,7 @@ pub fn peer(desc: &Description, side: Side) -> Peer {
             .map(|k| SocketAddr::new(k.ip, k.port))
     };
     let rtp = at(1);
-    let rtcp = if c.rtcp_mux {
+    let rtcp = if c.rtcp_mux && mux_agreed {
         rtp
     } else {
         // RFC 3550 §11: without a=rtcp, RTCP is on the next port.

@@ -27,7 +27,7 @@ a=sendrecv
 fn a_plain_audio_call_is_relayable_and_its_peer_is_read() {
     let d = read(PLAIN);
     assert!(relayable(&d));
-    let p = peer(&d, Side::S);
+    let p = peer(&d, Side::S, true);
     assert_eq!(p.rtp, Some("192.0.2.10:4000".parse().unwrap()));
     assert_eq!(
         p.rtcp,
@@ -60,13 +60,37 @@ fn hold_and_rtcp_attributes_are_read() {
     let held = PLAIN
         .replace("c=IN IP4 192.0.2.10", "c=IN IP4 0.0.0.0")
         .replace("a=sendrecv", "a=sendonly\na=rtcp:5005 IN IP4 192.0.2.11");
-    let p = peer(&read(&held), Side::S);
+    let p = peer(&read(&held), Side::S, true);
     assert_eq!(p.rtp, None, "c=0.0.0.0 is no address (RFC 2543 hold)");
     assert_eq!(p.rtcp, Some("192.0.2.11:5005".parse().unwrap()));
     assert!(!p.both_ways);
     let mux = PLAIN.replace("a=sendrecv", "a=sendrecv\na=rtcp-mux");
-    let p = peer(&read(&mux), Side::X);
+    let p = peer(&read(&mux), Side::X, true);
     assert_eq!(p.rtcp, p.rtp);
+    // Offered mux that the relay's answer did not take: RTCP on the next port (RFC 5761).
+    let p = peer(&read(&mux), Side::X, false);
+    assert_eq!(p.rtcp, Some("192.0.2.10:4001".parse().unwrap()));
+}
+
+#[test]
+fn audio_clock_skips_dtmf_and_comfort_noise() {
+    let pt = |name: &str, clockrate| PayloadType {
+        pt: 0,
+        name: name.into(),
+        clockrate,
+        channels: 1,
+    };
+    assert_eq!(
+        audio_clockrate(&[
+            pt("telephone-event", 8000),
+            pt("CN", 8000),
+            pt("opus", 48000)
+        ]),
+        48000
+    );
+    assert_eq!(audio_clockrate(&[pt("G722", 8000), pt("PCMU", 8000)]), 8000);
+    assert_eq!(audio_clockrate(&[pt("TELEPHONE-EVENT", 16000)]), 8000);
+    assert_eq!(audio_clockrate(&[]), 8000);
 }
 
 #[test]
@@ -77,7 +101,7 @@ fn anchored_keeps_codecs_and_keys_and_writes_the_relay_address() {
     assert_eq!(c.payloads, d.contents[0].payloads);
     assert_eq!(c.crypto, d.contents[0].crypto, "SDES keys stay end to end");
     assert_eq!(c.senders, d.contents[0].senders);
-    let p = peer(&a, Side::X);
+    let p = peer(&a, Side::X, true);
     assert_eq!(p.rtp, Some("203.0.113.5:30000".parse().unwrap()));
     assert_eq!(p.rtcp, Some("203.0.113.5:30001".parse().unwrap()));
     assert!(relayable(&a));
