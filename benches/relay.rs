@@ -103,12 +103,7 @@ const SMOKE_ICE_CALLS: usize = 5;
 
 /// The one payload type of the ICE modes' description (what the relay tells str0m).
 fn pcmu() -> Vec<PayloadType> {
-    vec![PayloadType {
-        pt: 0,
-        name: "PCMU".into(),
-        clockrate: 8000,
-        channels: 1,
-    }]
+    vec![PayloadType::pcmu()]
 }
 
 /// ICE ufrag and password of `call`, for the X party (`'x'`) or the relay's leg (`'r'`).

@@ -61,12 +61,7 @@ fn ice(data: &[u8]) {
         dtls_client: data.first().is_some_and(|b| b & 1 == 1),
         controlling: data.first().is_some_and(|b| b & 2 == 2),
     };
-    let pcmu = [PayloadType {
-        pt: 0,
-        name: "PCMU".into(),
-        clockrate: 8000,
-        channels: 1,
-    }];
+    let pcmu = [PayloadType::pcmu()];
     let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
     let now = Instant::now();
     let Some(mut leg) = IceLeg::new(now, local, &me, &remote, &pcmu) else {

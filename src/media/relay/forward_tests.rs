@@ -321,12 +321,7 @@ async fn the_ice_leg_checks_first_without_waiting_for_the_client() {
             dtls_client: true,
             controlling: true,
         }),
-        payloads: vec![PayloadType {
-            pt: 0,
-            name: "PCMU".into(),
-            clockrate: 8000,
-            channels: 1,
-        }],
+        payloads: vec![PayloadType::pcmu()],
         srtp: None,
     }));
     let (pkt, _) = recv(&client).await;

@@ -4,12 +4,7 @@
 use super::*;
 
 fn pcmu() -> Vec<PayloadType> {
-    vec![PayloadType {
-        pt: 0,
-        name: "PCMU".into(),
-        clockrate: 8000,
-        channels: 1,
-    }]
+    vec![PayloadType::pcmu()]
 }
 
 fn local(n: u8) -> LocalIce {

@@ -112,6 +112,19 @@ pub struct PayloadType {
     pub channels: u8,
 }
 
+impl PayloadType {
+    /// G.711 mu-law on its static number 0 (RFC 3551): what phones without anything else
+    /// send, and the payload of the tests, benchmark and fuzz target.
+    pub fn pcmu() -> PayloadType {
+        PayloadType {
+            pt: 0,
+            name: "PCMU".into(),
+            clockrate: 8000,
+            channels: 1,
+        }
+    }
+}
+
 /// How a call is anchored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
