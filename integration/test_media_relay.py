@@ -457,17 +457,25 @@ def check_sdes_sdp_to_baresip(b) -> str:
 def test_relay_sdes_phone_calls_ice_dtls_client(xmpp_server, relay_ice, pam_srtp):
     """pam with SDES-SRTP (RTP/SAVP, a=crypto) calls alice (aiortc, ICE + DTLS-SRTP): stox answers baresip with
     SDES at a relay port and a key of its own, offers alice ICE-UDP + DTLS at another, and decrypts and
-    re-encrypts between the two: alice decodes baresip's tone and baresip records alice's."""
+    re-encrypts between the two: alice decodes baresip's tone and baresip records alice's; stox reads baresip's
+    SRTCP (its reports give baresip a round-trip time)."""
     async def scenario(a):
         inc, s, _ = await phone_dials_ice_alice(a, pam_srtp)
         check_sdes_sdp_to_baresip(pam_srtp)
         check_heard(s, TONE_HZ, "alice")
+        # Long enough for baresip's first SRTCP sender report (every 5 s) to reach stox and
+        # stox's next report (every 5 s) to answer it with LSR/DLSR.
+        await asyncio.sleep(9)
         await asyncio.to_thread(pam_srtp.ctrl, "hangup")
         assert await inc.wait_ended() == "success"
     run(scenario, ice_alice(), pam_srtp)
     check_baresip_heard(pam_srtp)
-    # SRTCP: baresip decrypted and authenticated stox's reports.
-    print("baresip's RTCP summary: %s" % check_rtcp_at_baresip(pam_srtp))
+    # SRTCP: baresip decrypted and authenticated stox's reports; its round-trip time (DL, ms) is only known
+    # when stox's report carried the LSR/DLSR of baresip's own SRTCP sender report, which stox had to decrypt.
+    line = check_rtcp_at_baresip(pam_srtp)
+    print("baresip's RTCP summary: %s" % line)
+    dl = float(line.split("DL=", 1)[1].split(";", 1)[0])
+    assert dl > 0, "baresip knows no round-trip time: stox's reports had no LSR/DLSR for its SRTCP: %s" % line
     check_baresip_pitch(pam_srtp, ICE_ALICE_HZ)
 
 

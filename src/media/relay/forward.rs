@@ -185,6 +185,8 @@ struct SrtpLeg {
     tx: Srtp,
     /// Encrypts the relay's reports to the phone.
     rtcp_tx: Srtcp,
+    /// Decrypts the phone's reports.
+    rtcp_rx: Srtcp,
 }
 
 impl SrtpLeg {
@@ -195,12 +197,14 @@ impl SrtpLeg {
                 rx: Srtp::new(&keys.theirs.key, keys.theirs.suite, keys.theirs.mki_len),
                 tx: Srtp::new(&keys.ours, keys.theirs.suite, 0),
                 rtcp_tx: Srtcp::new(&keys.ours),
+                rtcp_rx: Srtcp::receiver(&keys.theirs.key, keys.theirs.mki_len),
                 keys: keys.clone(),
             });
         };
         let (old, new) = (&leg.keys.theirs, &keys.theirs);
         if (&old.key, old.suite, old.mki_len) != (&new.key, new.suite, new.mki_len) {
             leg.rx = Srtp::new(&new.key, new.suite, new.mki_len);
+            leg.rtcp_rx = Srtcp::receiver(&new.key, new.mki_len);
         }
         if (&leg.keys.ours, old.suite) != (&keys.ours, new.suite) {
             leg.tx = Srtp::new(&keys.ours, new.suite, 0);
@@ -356,13 +360,23 @@ impl State {
             // phone's reports keep the call alive and time our own reports' LSR/DLSR, but
             // go no further.
             Port::SRtcp => {
-                if !self.s.1.accept(src) {
+                if !self.s.1.allowed(src.ip()) {
                     return false;
                 }
+                let plain = match self.srtp.as_mut().map(|s| s.rtcp_rx.unprotect(pkt)) {
+                    None => None,
+                    Some(Ok(p)) => Some(p),
+                    // As for SRTP: with keys in hand only an authentic report latches.
+                    Some(Err(e)) => {
+                        note_srtp_drop(e);
+                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        return true;
+                    }
+                };
+                self.s.1.accept(src);
                 self.last = Instant::now();
-                // Plain reports give our next one its LSR/DLSR; SRTCP is not decrypted.
-                if let (Some(r), None) = (self.reports.as_mut(), &self.srtp) {
-                    r.received_rtcp(now, pkt);
+                if let Some(r) = self.reports.as_mut() {
+                    r.received_rtcp(now, plain.as_deref().unwrap_or(pkt));
                 }
             }
         }

@@ -256,7 +256,7 @@ async fn a_forged_srtp_packet_does_not_move_the_latch() {
     st.apply(Update::Media(MediaOut::Peer(Peer {
         side: Side::S,
         rtp: Some(phone),
-        rtcp: None,
+        rtcp: Some("127.0.0.1:7001".parse().unwrap()),
         both_ways: true,
         ice: None,
         payloads: Vec::new(),
@@ -289,6 +289,31 @@ async fn a_forged_srtp_packet_does_not_move_the_latch() {
         "a forgery kept the call alive"
     );
     assert_eq!(st.stats.dropped.load(Ordering::Relaxed), 1);
+    // The same for the phone's SRTCP: a forged report is dropped, an authentic one under the
+    // phone's key latches the RTCP leg and keeps the call alive.
+    let phone_rtcp: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+    assert!(st.through_ice(&legs, Port::SRtcp, spoofed, &[0x80; 40]));
+    assert_eq!(
+        st.s.1.destination(),
+        Some(phone_rtcp),
+        "a forged report latched"
+    );
+    assert_eq!(st.stats.dropped.load(Ordering::Relaxed), 2);
+    let sr = [
+        0x80, 200, 0, 6, 0, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1,
+    ];
+    let real = crate::media::relay::srtp::Srtcp::new(&MasterKey([1; 30]))
+        .protect(&sr)
+        .unwrap();
+    let moved: SocketAddr = "127.0.0.1:7003".parse().unwrap();
+    assert!(st.through_ice(&legs, Port::SRtcp, moved, &real));
+    assert_eq!(
+        st.s.1.destination(),
+        Some(moved),
+        "an authentic report latches"
+    );
+    assert!(st.last.elapsed() < Duration::from_secs(1));
+    assert_eq!(st.stats.dropped.load(Ordering::Relaxed), 2);
 }
 
 /// As the controlling agent the relay starts its connectivity checks as soon as it knows the

@@ -375,8 +375,9 @@ impl Srtp {
     }
 }
 
-/// SRTCP toward the phone (RFC 3711 §3.4): the relay's own reports, encrypted and
-/// authenticated under the RTCP session keys of its master key. The tag is 80 bits whatever
+/// SRTCP (RFC 3711 §3.4) toward the phone (the relay's own reports, encrypted and
+/// authenticated under the RTCP session keys of its master key) and from it (its reports,
+/// which time the relay's LSR/DLSR). The tag is 80 bits whatever
 /// the suite (RFC 4568 §6.2.2: only SRTP's is shortened in _32).
 pub struct Srtcp {
     cipher: Box<dyn Aes128CmSha1_80Cipher>,
@@ -385,6 +386,12 @@ pub struct Srtcp {
     /// The next SRTCP index (31 bits; libsrtp starts at 1, and so do we).
     index: u32,
     provider: &'static CryptoProvider,
+    /// Receiving: the MKI length of the sender's key, the highest index taken and the
+    /// 64-index replay window below it (bit n: highest - n seen). One sender (the phone)
+    /// per context, so one window, whatever SSRCs its reports carry.
+    mki_len: usize,
+    highest: Option<u32>,
+    window: u64,
 }
 
 impl std::fmt::Debug for Srtcp {
@@ -404,7 +411,86 @@ impl Srtcp {
             salt,
             index: 1,
             provider: p,
+            mki_len: 0,
+            highest: None,
+            window: 0,
         }
+    }
+
+    /// A receiving context for a sender's `key` whose packets carry an MKI of `mki_len`
+    /// bytes (RFC 3711 §3.4: after the E flag and index, before the tag).
+    pub fn receiver(key: &MasterKey, mki_len: usize) -> Srtcp {
+        Srtcp {
+            mki_len,
+            ..Srtcp::new(key)
+        }
+    }
+
+    /// SRTCP -> the compound RTCP packet: the tag checked (80 bits, whatever the SRTP
+    /// suite), the index against the replay window, the payload decrypted when the E flag
+    /// says it is encrypted.
+    pub fn unprotect(&mut self, srtcp: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        let tag_at = srtcp.len().checked_sub(10).ok_or(SrtpError::Malformed)?;
+        let index_at = tag_at
+            .checked_sub(self.mki_len + 4)
+            .filter(|at| *at >= 8)
+            .ok_or(SrtpError::Malformed)?;
+        if srtcp[0] >> 6 != 2 {
+            return Err(SrtpError::Malformed);
+        }
+        let e_index = u32::from_be_bytes([
+            srtcp[index_at],
+            srtcp[index_at + 1],
+            srtcp[index_at + 2],
+            srtcp[index_at + 3],
+        ]);
+        let index = e_index & 0x7fff_ffff;
+        if let Some(h) = self.highest {
+            if index <= h {
+                let age = h - index;
+                if age >= 64 || self.window & (1 << age) != 0 {
+                    return Err(SrtpError::Replay);
+                }
+            }
+        }
+        // The tag covers the header, the (encrypted) payload and E || index, not the MKI.
+        let expected = self
+            .provider
+            .sha1_hmac_provider
+            .sha1_hmac(&self.auth, &[&srtcp[..index_at + 4]]);
+        let diff = expected[..10]
+            .iter()
+            .zip(&srtcp[tag_at..])
+            .fold(0u8, |d, (a, b)| d | (a ^ b));
+        if diff != 0 {
+            return Err(SrtpError::Auth);
+        }
+        let mut out = srtcp[..index_at].to_vec();
+        if e_index & 0x8000_0000 != 0 {
+            let ssrc = u32::from_be_bytes([srtcp[4], srtcp[5], srtcp[6], srtcp[7]]);
+            let iv = Aes128CmSha1_80::rtp_iv(self.salt, ssrc, u64::from(index));
+            self.cipher
+                .encrypt(&iv, &srtcp[8..index_at], &mut out[8..])
+                .map_err(|_| SrtpError::Malformed)?;
+        }
+        // Only an authentic packet moves the window.
+        match self.highest {
+            Some(h) if index <= h => self.window |= 1 << (h - index),
+            Some(h) => {
+                let shift = index - h;
+                self.window = if shift >= 64 {
+                    1
+                } else {
+                    (self.window << shift) | 1
+                };
+                self.highest = Some(index);
+            }
+            None => {
+                self.highest = Some(index);
+                self.window = 1;
+            }
+        }
+        Ok(out)
     }
 
     /// A compound RTCP packet -> SRTCP: everything after the first 8 bytes encrypted, then
