@@ -49,7 +49,11 @@ fuzz_target!(|data: &[u8]| {
             users = doc.users.as_ref().map_or(0, |u| u.users.len());
         }
         let answer = roster.handle(Input::Notify(body));
-        assert_eq!(answer.is_ok(), parsed.is_some(), "roster and parser disagree");
+        assert_eq!(
+            answer.is_ok(),
+            parsed.is_some(),
+            "roster and parser disagree"
+        );
         drain(&mut roster, &view);
         if n == 0 && parsed.is_some() {
             assert_eq!(roster.handle(Input::Notify(body)), Ok(()));
@@ -71,7 +75,11 @@ fn check_document(body: &[u8]) -> Option<stox::muc::ConferenceInfo> {
         Err(e) => {
             let rej = e.rejection();
             assert_rejection_sip(&rej.sip, 400..=413, "conference-info refusal");
-            assert!(matches!(rej.sip.code, 400 | 413), "refusal {}", rej.sip.code);
+            assert!(
+                matches!(rej.sip.code, 400 | 413),
+                "refusal {}",
+                rej.sip.code
+            );
             assert_xmpp_error(&rej.xmpp, "conference-info refusal");
             return None;
         }
@@ -151,5 +159,9 @@ fn check_presence(p: &Presence, view: &RoomView) {
     let x = MucUser::try_from(p.payloads[0].clone())
         .unwrap_or_else(|e| panic!("muc#user payload does not parse back: {e}"));
     assert_eq!(x.items.len(), 1, "one <item/> per occupant presence");
-    assert_eq!(x.items[0].affiliation, Affiliation::None, "Table 3 affiliation");
+    assert_eq!(
+        x.items[0].affiliation,
+        Affiliation::None,
+        "Table 3 affiliation"
+    );
 }

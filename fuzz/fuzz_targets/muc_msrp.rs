@@ -68,12 +68,20 @@ fn session(data: &[u8]) {
         let mut asks = Vec::new();
         while let Some(o) = s.poll_output() {
             match o {
-                Output::Write(b) => assert_eq!(frames(&b).len(), 1, "the session wrote a bad frame"),
+                Output::Write(b) => {
+                    assert_eq!(frames(&b).len(), 1, "the session wrote a bad frame")
+                }
                 Output::Event(Event::Nickname { tid, nickname }) => {
                     let n = nickname.chars().count();
                     assert!((1..=1023).contains(&n), "nickname of {n} characters");
-                    assert!(!nickname.chars().any(char::is_control), "control character in {nickname:?}");
-                    assert_eq!(unquote(&quote(&nickname)).as_deref(), Some(nickname.as_str()));
+                    assert!(
+                        !nickname.chars().any(char::is_control),
+                        "control character in {nickname:?}"
+                    );
+                    assert_eq!(
+                        unquote(&quote(&nickname)).as_deref(),
+                        Some(nickname.as_str())
+                    );
                     asks.push(tid);
                 }
                 Output::Event(Event::Message(r)) => held.push(r.tid),
@@ -94,7 +102,10 @@ fn session(data: &[u8]) {
             answer_ok = !answer_ok;
             // The request may have asked for no response (Failure-Report: no): then nothing
             // is written, but the request must still be known.
-            assert!(s.answer_nickname(&tid, code), "a waiting NICKNAME was forgotten");
+            assert!(
+                s.answer_nickname(&tid, code),
+                "a waiting NICKNAME was forgotten"
+            );
             let mut writes = 0;
             while let Some(o) = s.poll_output() {
                 if let Output::Write(b) = o {
@@ -132,10 +143,16 @@ fn sip_user_in_xmpp_room(data: &[u8]) {
         let checked = bridge::check(ct, data);
         match &r {
             Err(code) => {
-                assert!([400, 403, 404, 415].contains(code), "unexpected MSRP code {code}");
+                assert!(
+                    [400, 403, 404, 415].contains(code),
+                    "unexpected MSRP code {code}"
+                );
                 if matches!(code, 400 | 415) && checked.is_ok() {
                     // 400 from a bad To URI is the only refusal `check` cannot see.
-                    assert_eq!(*code, 400, "check accepted what from_sip refused with {code}");
+                    assert_eq!(
+                        *code, 400,
+                        "check accepted what from_sip refused with {code}"
+                    );
                 }
             }
             Ok(Outgoing::Message(msg)) => {
@@ -180,7 +197,11 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             let v = String::from_utf8_lossy(rest);
             if let Some(n) = unquote(&v) {
-                assert_eq!(unquote(&quote(&n)).as_deref(), Some(n.as_str()), "quote/unquote");
+                assert_eq!(
+                    unquote(&quote(&n)).as_deref(),
+                    Some(n.as_str()),
+                    "quote/unquote"
+                );
             }
         }
     }

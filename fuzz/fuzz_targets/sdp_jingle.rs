@@ -22,9 +22,19 @@ use stox_fuzz::*;
 use xmpp_parsers::minidom::Element;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, body)) = data.split_first() else { return };
-    let author = if mode & 2 == 0 { Role::Initiator } else { Role::Responder };
-    let kind = if mode & 4 == 0 { Kind::Offer } else { Kind::Answer };
+    let Some((&mode, body)) = data.split_first() else {
+        return;
+    };
+    let author = if mode & 2 == 0 {
+        Role::Initiator
+    } else {
+        Role::Responder
+    };
+    let kind = if mode & 4 == 0 {
+        Kind::Offer
+    } else {
+        Kind::Answer
+    };
     let desc = if mode & 1 == 0 {
         let read = sdp::parse(body).and_then(|s| sdp::from_sdp(&s, author, kind));
         match read {
@@ -35,8 +45,12 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     } else {
-        let Ok(text) = std::str::from_utf8(body) else { return };
-        let Ok(el) = text.parse::<Element>() else { return };
+        let Ok(text) = std::str::from_utf8(body) else {
+            return;
+        };
+        let Ok(el) = text.parse::<Element>() else {
+            return;
+        };
         match jingle::read_contents(&el, kind) {
             Ok(d) => d,
             Err(e) => {
@@ -56,7 +70,11 @@ fuzz_target!(|data: &[u8]| {
         j.append_child(e);
     }
     let j = assert_xml_round_trip(&j, "rendered Jingle");
-    assert_eq!(jingle::read_contents(&j, kind).as_ref(), Ok(&desc), "Jingle round trip");
+    assert_eq!(
+        jingle::read_contents(&j, kind).as_ref(),
+        Ok(&desc),
+        "Jingle round trip"
+    );
 
     let origin = sdp::SdpOrigin {
         username: "fuzz".into(),
@@ -64,11 +82,16 @@ fuzz_target!(|data: &[u8]| {
         version: 1,
         address: std::net::Ipv4Addr::LOCALHOST.into(),
     };
-    let Ok(session) = sdp::to_sdp(&desc, author, kind, &origin, None) else { return };
+    let Ok(session) = sdp::to_sdp(&desc, author, kind, &origin, None) else {
+        return;
+    };
     let text = session.to_string();
     for line in text.split("\r\n").filter(|l| !l.is_empty()) {
         let b = line.as_bytes();
-        assert!(b.len() >= 2 && b[0].is_ascii_lowercase() && b[1] == b'=', "SDP line {line:?}");
+        assert!(
+            b.len() >= 2 && b[0].is_ascii_lowercase() && b[1] == b'=',
+            "SDP line {line:?}"
+        );
     }
     let back = sdp::parse(text.as_bytes())
         .and_then(|s| sdp::from_sdp(&s, author, kind))
@@ -80,10 +103,14 @@ fuzz_target!(|data: &[u8]| {
 fn same_streams(a: &Description, b: &Description, text: &str) {
     assert_eq!(a.contents.len(), b.contents.len(), "contents\n{text}");
     for (x, y) in a.contents.iter().zip(&b.contents) {
-        let ids = |c: &stox::media::model::Content| c.payloads.iter().map(|p| p.id).collect::<Vec<_>>();
+        let ids =
+            |c: &stox::media::model::Content| c.payloads.iter().map(|p| p.id).collect::<Vec<_>>();
         assert_eq!(ids(x), ids(y), "payload types\n{text}");
         assert_eq!(x.name, y.name, "content name\n{text}");
         assert_eq!(x.transport.ice, y.transport.ice, "ICE credentials\n{text}");
-        assert_eq!(x.transport.fingerprint, y.transport.fingerprint, "fingerprint\n{text}");
+        assert_eq!(
+            x.transport.fingerprint, y.transport.fingerprint,
+            "fingerprint\n{text}"
+        );
     }
 }
