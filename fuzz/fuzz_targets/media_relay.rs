@@ -18,7 +18,7 @@
 //! * 4: datagrams (split at `0xFF`) into the SIP leg's SDES-SRTP context, as a phone or a
 //!   stranger sends them. Invariants: no panic; none authenticates (the key is the relay's
 //!   own secret); each one that `protect` takes comes back unchanged through a receiving
-//!   context of the same key.
+//!   context of the same key. The same for SRTCP (`Srtcp`, the phone's reports).
 //! * 5: a datagram as the answer to the relay's STUN Binding request (`media.stun_server`),
 //!   whose transaction id is the datagram's own bytes 8..20 or not. Invariants: no panic; an
 //!   answer is only ever read from a datagram with the magic cookie and our id.
@@ -30,14 +30,21 @@ use std::time::Instant;
 use stox::media::model::{Kind, Role, Setup};
 use stox::media::relay::ice::{build_rtp, identity, parse_rtp, IceLeg, Out};
 use stox::media::relay::latch::Latch;
-use stox::media::relay::srtp::{MasterKey, Srtp, SrtpError, Suite};
+use stox::media::relay::srtp::{MasterKey, Srtcp, Srtp, SrtpError, Suite};
 use stox::media::relay::{self, Anchor, LocalIce, PayloadType, RemoteIce, Side};
 use stox::media::{jingle, sdp};
 
 fn rtp(data: &[u8]) {
     let Some(f) = parse_rtp(data) else { return };
     assert!(f.offset <= data.len());
-    let again = build_rtp(f.marker, f.pt, f.seq, f.timestamp, f.ssrc, &data[f.offset..]);
+    let again = build_rtp(
+        f.marker,
+        f.pt,
+        f.seq,
+        f.timestamp,
+        f.ssrc,
+        &data[f.offset..],
+    );
     let g = parse_rtp(&again).expect("a rebuilt header reads");
     assert_eq!(
         (g.marker, g.pt, g.seq, g.timestamp, g.ssrc, g.offset),
@@ -80,13 +87,19 @@ fn ice(data: &[u8]) {
         for o in out.drain(..) {
             match o {
                 Out::Transmit(to, _) => {
-                    assert!(sources.contains(&to), "sent to {to}, which nobody signalled or sent from")
+                    assert!(
+                        sources.contains(&to),
+                        "sent to {to}, which nobody signalled or sent from"
+                    )
                 }
                 Out::Rtp(_) => assert!(leg.connected(), "plain RTP out before DTLS is up"),
             }
         }
         if !leg.connected() {
-            assert!(!leg.send_rtp(now, d, &mut out), "SIP-side RTP before DTLS is up");
+            assert!(
+                !leg.send_rtp(now, d, &mut out),
+                "SIP-side RTP before DTLS is up"
+            );
         }
     }
 }
@@ -124,7 +137,10 @@ fn latch(data: &[u8]) {
             let ok = Some(d) == negotiated
                 || (accepted.contains(&d)
                     && (Some(d.ip()) == negotiated.map(|n| n.ip()) || d.ip() == sig));
-            assert!(ok, "destination {d} is outside the call's negotiation ({negotiated:?})");
+            assert!(
+                ok,
+                "destination {d} is outside the call's negotiation ({negotiated:?})"
+            );
         }
     }
 }
@@ -184,17 +200,29 @@ fn srtp(data: &[u8]) {
         Suite::Sha1_80
     };
     let key = MasterKey([7; 30]);
-    let mut rx = Srtp::new(&key, suite, usize::from(data.first().copied().unwrap_or(0) >> 6));
+    let mki = usize::from(data.first().copied().unwrap_or(0) >> 6);
+    let mut rx = Srtp::new(&key, suite, mki);
+    let mut rtcp_rx = Srtcp::receiver(&key, mki);
     for d in data.get(1..).unwrap_or(&[]).split(|b| *b == 0xFF) {
         // A 4-byte tag can be guessed (1 in 2^32); an 80-bit one cannot.
         if let Ok(p) = rx.unprotect(d) {
-            assert!(suite == Suite::Sha1_32, "a forged packet authenticated: {p:?}");
+            assert!(
+                suite == Suite::Sha1_32,
+                "a forged packet authenticated: {p:?}"
+            );
         }
         let mut tx = Srtp::new(&key, suite, 0);
         let mut back = Srtp::new(&key, suite, 0);
         match tx.protect(d) {
             Ok(s) => assert_eq!(back.unprotect(&s).as_deref(), Ok(d)),
             Err(e) => assert_eq!(e, SrtpError::Malformed),
+        }
+        // The same bytes as the phone's SRTCP (an 80-bit tag either way), and round trip.
+        if let Ok(p) = rtcp_rx.unprotect(d) {
+            panic!("a forged SRTCP packet authenticated: {p:?}");
+        }
+        if let Ok(s) = Srtcp::new(&key).protect(d) {
+            assert_eq!(Srtcp::receiver(&key, 0).unprotect(&s).as_deref(), Ok(d));
         }
     }
 }
@@ -209,7 +237,11 @@ fn stun(data: &[u8]) {
         assert_eq!(data.get(4..8), Some(&[0x21, 0x12, 0xa4, 0x42][..]));
     }
     let other = tid.map(|b| !b);
-    assert_eq!(parse_response(data, &other), None, "an answer to another id");
+    assert_eq!(
+        parse_response(data, &other),
+        None,
+        "an answer to another id"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
