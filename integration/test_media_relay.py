@@ -611,6 +611,18 @@ def test_relay_behind_a_1to1_nat_announces_the_public_address(xmpp_server, stox,
     try:
         run(scenario, ice_alice(), pam)
         pam.wait_log("terminated", timeout=10)
+        if how == "stun_server":
+            # `stox doctor` asks the same server the same way and says what calls announce.
+            import subprocess
+            from conftest import stox_binary
+            cfg = stox.dir / "doctor-stun.toml"
+            cfg.write_text(relay_config(stox, xmpp_transport="ice-udp") + 'stun_server = "%s:%d"\n' % STUN_VIA_NAT)
+            out = subprocess.run([str(stox_binary()), "doctor", "--timeout", "3", "--config", str(cfg)],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 timeout=60).stdout.decode(errors="replace")
+            media = [ln for ln in out.splitlines() if "media:" in ln]
+            assert media and media[0].startswith("ok") and "sees the relay as %s" % public in media[0], \
+                "doctor's media line: %s\n%s" % (media, out)
     finally:
         nat.stop()
         stox.reload(stox.rendered())
