@@ -124,7 +124,11 @@ class SippUas:
         self.transport = transport
         self.trace = Path(kit.run) / "sipp" / ("uas-%d-messages.log" % port)
         # -deadcall_wait 0: a finished "call" does not swallow a later MESSAGE with the same Call-ID
-        self.args = ["-trace_msg", "-message_file", str(self.trace), "-deadcall_wait", "0", "-max_recv_loops", "1000"]
+        # -buff_size 4 MiB: a burst of MESSAGEs must not overflow the UAS's own receive buffer (about 200 small
+        # datagrams fill the 208 KiB default on loopback) while it writes its trace; a datagram lost there comes
+        # back as stox's retransmission after later ones, which the ordering tests would blame on stox.
+        self.args = ["-trace_msg", "-message_file", str(self.trace), "-deadcall_wait", "0", "-max_recv_loops", "1000",
+                     "-buff_size", "4194304"]
         self.proc: Optional[subprocess.Popen] = None
 
     def start(self):

@@ -5,7 +5,7 @@
 //! public IP changes with a restart or a move.
 //!
 //! Pure: the request bytes and the reading of a response. The exchange (retransmissions per
-//! §6.2.1, refresh) lives in `crate::core::call_hub`'s discovery task.
+//! §6.2.1, refresh) lives in `crate::core::stun_watch`.
 //!
 //! str0m has a STUN codec, but its parser refuses a Binding success without
 //! MESSAGE-INTEGRITY (right for ICE's short-term credentials, wrong for a public STUN server,
