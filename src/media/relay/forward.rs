@@ -323,25 +323,12 @@ impl State {
             // rtcp-mux: nothing comes here from an ICE client.
             Port::XRtcp => {}
             Port::SRtp => {
-                if !self.s.0.allowed(src.ip()) {
-                    return false;
-                }
-                let plain = match self.srtp.as_mut().map(|s| s.rx.unprotect(pkt)) {
-                    None => None,
-                    Some(Ok(p)) => Some(p),
-                    // A forged, replayed or garbled packet goes no further: it neither
-                    // moves the latch nor keeps the call alive. With keys in hand, only an
-                    // authentic packet may redirect the phone's media (a spoofed source on
-                    // the phone's IP could otherwise steal it).
-                    Some(Err(e)) => {
-                        note_srtp_drop(e);
-                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                        return true;
-                    }
+                let pkt = match self.take_from_phone(false, src, pkt) {
+                    None => return false,
+                    Some(None) => return true,
+                    Some(Some(p)) => p,
                 };
-                self.s.0.accept(src);
-                self.last = Instant::now();
-                let pkt = plain.as_deref().unwrap_or(pkt);
+                let pkt = &pkt[..];
                 if let Some(r) = self.reports.as_mut() {
                     r.received(now, pkt);
                 }
@@ -360,28 +347,51 @@ impl State {
             // phone's reports keep the call alive and time our own reports' LSR/DLSR, but
             // go no further.
             Port::SRtcp => {
-                if !self.s.1.allowed(src.ip()) {
-                    return false;
-                }
-                let plain = match self.srtp.as_mut().map(|s| s.rtcp_rx.unprotect(pkt)) {
-                    None => None,
-                    Some(Ok(p)) => Some(p),
-                    // As for SRTP: with keys in hand only an authentic report latches.
-                    Some(Err(e)) => {
-                        note_srtp_drop(e);
-                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                        return true;
-                    }
+                let pkt = match self.take_from_phone(true, src, pkt) {
+                    None => return false,
+                    Some(None) => return true,
+                    Some(Some(p)) => p,
                 };
-                self.s.1.accept(src);
-                self.last = Instant::now();
                 if let Some(r) = self.reports.as_mut() {
-                    r.received_rtcp(now, plain.as_deref().unwrap_or(pkt));
+                    r.received_rtcp(now, &pkt);
                 }
             }
         }
         self.carry_out(legs, outs);
         true
+    }
+
+    /// A datagram from the phone on its RTP or RTCP port while the call has an ICE leg.
+    /// `None`: its source may not send here (the plain path decides). `Some(None)`: dropped,
+    /// because the phone speaks SDES and it is not authentic: a forged, replayed or garbled
+    /// packet neither moves the latch nor keeps the call alive (a spoofed source on the
+    /// phone's IP could otherwise steal its media). `Some(Some(p))`: latched, the call kept
+    /// alive, and `p` the packet decrypted or as it came.
+    fn take_from_phone<'p>(
+        &mut self,
+        rtcp: bool,
+        src: SocketAddr,
+        pkt: &'p [u8],
+    ) -> Option<Option<std::borrow::Cow<'p, [u8]>>> {
+        let latch = if rtcp { &mut self.s.1 } else { &mut self.s.0 };
+        if !latch.allowed(src.ip()) {
+            return None;
+        }
+        let plain = match self.srtp.as_mut().map(|s| match rtcp {
+            false => s.rx.unprotect(pkt),
+            true => s.rtcp_rx.unprotect(pkt),
+        }) {
+            None => std::borrow::Cow::Borrowed(pkt),
+            Some(Ok(p)) => std::borrow::Cow::Owned(p),
+            Some(Err(e)) => {
+                note_srtp_drop(e);
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                return Some(None);
+            }
+        };
+        latch.accept(src);
+        self.last = Instant::now();
+        Some(Some(plain))
     }
 
     /// Send what the ICE leg produced.
