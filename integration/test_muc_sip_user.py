@@ -100,6 +100,25 @@ def test_muc_18_23_25_28_sip_user_joins_talks_and_leaves(alice, ua, run_id):
                         what="romeo's unavailable presence after BYE")
 
 
+def test_muc_23_28_last_message_before_the_connection_closes_reaches_the_room(alice, ua, run_id):
+    """A SIP client that sends its last message and drops the MSRP connection at once (a closed app): the room
+    still gets the message, then romeo leaves. stox sees the SEND and the connection's end together."""
+    room = make_room(alice, "c" + run_id)
+    mark = alice.presence_mark()
+    s = join(ua, room)
+    alice.wait_presence(lambda p: p.frm == room + "/romeo" and p.type is None, since=mark,
+                        what="romeo's occupant presence")
+    s.wait_connected(5)
+    mark = alice.presence_mark()
+    last = "Last words " + run_id
+    s.send(cpim("sip:" + room, last), content_type="message/cpim")
+    s.conn.close()
+    got = alice.wait_message(lambda m: m.body == last, what="romeo's last groupchat message")
+    assert got.type == "groupchat" and got.frm == room + "/romeo", got.raw
+    alice.wait_presence(lambda p: p.frm == room + "/romeo" and p.type == "unavailable", since=mark,
+                        what="romeo's unavailable presence after the connection closed")
+
+
 def test_muc_19_nickname_clash_gets_the_next_free_nickname(alice, ua, run_id):
     room = make_room(alice, "n" + run_id, nick="romeo")
     mark = alice.presence_mark()

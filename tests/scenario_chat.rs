@@ -298,3 +298,96 @@ async fn chat_13_16_page_mode_iscomposing_and_its_lapse() {
         "too early"
     );
 }
+
+/// CHAT-5, RFC 4975 §7.1.2: a 200 for the gateway's SEND that arrived just before the peer
+/// closed the connection counts. The session ends with BYE and the message is not offered
+/// again in a new session (only a message without its 200 is). The gateway reads the 200
+/// and the close together, so the rounds repeat the race.
+#[tokio::test]
+async fn chat_5_a_200_just_before_the_close_is_not_sent_again() {
+    let mut h = Harness::start(session_opts()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    for round in 0..8 {
+        let ours = format!("msrp://127.0.0.1:{port}/closer{round};tcp");
+        let text = format!("round {round}");
+        h.xmpp.send(&chat(&format!("c{round}"), &text));
+        let (invite, src) = h.uas.request(SOON).await;
+        assert_eq!(
+            invite.method(),
+            Some("INVITE"),
+            "round {round}: {}",
+            invite.start
+        );
+        let mut ok = invite.response(
+            200,
+            "OK",
+            &[
+                ("Contact", &format!("<sip:romeo@{}>", h.uas.addr)),
+                ("Content-Type", "application/sdp"),
+            ],
+        );
+        ok.body = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=message {port} TCP/MSRP *\r\na=accept-types:text/plain\r\na=path:{ours}\r\n"
+        )
+        .into_bytes();
+        h.uas.send(&ok, src).await;
+        let (mut conn, _) = tokio::time::timeout(SOON, listener.accept())
+            .await
+            .expect("the gateway connects to our path")
+            .unwrap();
+        let mut d = Decoder::new(1 << 20);
+        loop {
+            let f = read_frame(&mut conn, &mut d).await;
+            assert_eq!(f.method(), Some("SEND"), "{f:?}");
+            let ok = format!(
+                "MSRP {} 200 OK\r\nTo-Path: {}\r\nFrom-Path: {ours}\r\n-------{}$\r\n",
+                f.tid,
+                f.header("From-Path").unwrap(),
+                f.tid
+            );
+            conn.write_all(ok.as_bytes()).await.unwrap();
+            if f.body.as_deref() == Some(text.as_bytes()) {
+                break;
+            }
+        }
+        drop(conn); // the 200 and the close reach the gateway together
+        let mut got_bye = false;
+        let deadline = tokio::time::Instant::now() + SOON;
+        while let Some((m, src)) = h
+            .uas
+            .recv(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            match m.method() {
+                Some("BYE") => {
+                    h.uas.send(&m.response(200, "OK", &[]), src).await;
+                    got_bye = true;
+                    break;
+                }
+                Some("ACK") => {}
+                other => panic!("round {round}: {other:?} before the BYE: {}", m.start),
+            }
+        }
+        assert!(
+            got_bye,
+            "round {round}: a lost connection ends the session with BYE"
+        );
+        if let Some((m, _)) = h.uas.recv(std::time::Duration::from_millis(300)).await {
+            panic!(
+                "round {round}: the acknowledged message went out again: {}",
+                m.start
+            );
+        }
+    }
+    let errors: Vec<String> = h
+        .xmpp
+        .barrier()
+        .await
+        .iter()
+        .filter(|e| e.attr("type") == Some("error"))
+        .map(String::from)
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}

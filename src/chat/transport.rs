@@ -70,6 +70,17 @@ pub struct Inbound {
     pub conn: Conn,
 }
 
+/// The frames already routed to a session, taken without waiting: for a session that has
+/// just seen its connection close. The reader routes every frame of a connection before it
+/// reports the connection's end, but a `select!` that finds both ready may take the end
+/// first; a 200 for our last SEND, or the peer's last SEND, that came just before the close
+/// must still count (or the message would be offered again in a new session, or dropped).
+pub fn already_received(
+    frames: &mut mpsc::Receiver<Box<Inbound>>,
+) -> impl Iterator<Item = Frame> + '_ {
+    std::iter::from_fn(move || frames.try_recv().ok().map(|i| i.frame))
+}
+
 /// A handle to write on a connection.
 #[derive(Debug, Clone)]
 pub struct Conn {

@@ -146,7 +146,19 @@ impl Task {
                     ) => {}
                     None => break Outcome::RemoteBye,
                 },
-                _ = closed => break Outcome::ConnectionLost,
+                _ = closed => {
+                    let now = Instant::now().into_std();
+                    for f in crate::chat::transport::already_received(frames) {
+                        st.session.handle_frame(now, f);
+                    }
+                    // Only the events count now: nothing can be written on this connection.
+                    while let Some(o) = st.session.poll_output() {
+                        if let msrp::Output::Event(e) = o {
+                            Box::pin(self.on_msrp_event(&mut st, e)).await;
+                        }
+                    }
+                    break Outcome::ConnectionLost;
+                }
                 _ = tokio::time::sleep_until(wake) => {
                     let now2 = Instant::now();
                     st.session.handle_timeout(now2.into_std());

@@ -347,7 +347,14 @@ async fn guest_task(
                 }
                 Some(_) => {}
             },
-            _ = closed => st.end = Some("MSRP connection closed"),
+            _ = closed => {
+                // What came before the close still counts; its events run at the loop's top.
+                let now = Instant::now().into_std();
+                for f in crate::chat::transport::already_received(&mut frames) {
+                    st.session.handle_frame(now, f);
+                }
+                st.end = Some("MSRP connection closed");
+            }
             _ = tokio::time::sleep_until(wake) => {
                 let now = Instant::now();
                 st.session.handle_timeout(now.into_std());

@@ -172,6 +172,16 @@ pub(super) async fn established(ctx: &Ctx, m: Membership, up: Up, cmds: &mut Cmd
                 }
             },
             _ = closed => {
+                // What came before the close still counts (the SIP user's last message).
+                let now = Instant::now().into_std();
+                for f in crate::chat::transport::already_received(&mut frames) {
+                    st.session.handle_frame(now, f);
+                }
+                while let Some(o) = st.session.poll_output() {
+                    if let msrp::Output::Event(e) = o {
+                        on_msrp(ctx, &mut st, e).await;
+                    }
+                }
                 leave(ctx, &st, &dialog).await;
                 break "MSRP connection closed";
             }
