@@ -941,7 +941,10 @@ class MsrpUa:
             return c.sock.recv(65536)
 
     def _reader(self, c: Conn):
-        c.sock.settimeout(0.05 if c.tls else 0.2)
+        try:
+            c.sock.settimeout(0.05 if c.tls else 0.2)
+        except OSError:             # a test closed the connection before this thread first ran
+            c.alive = False
         while not self._stop.is_set() and c.alive:
             try:
                 data = self._recv(c)
@@ -1095,10 +1098,21 @@ class MsrpUa:
                 msg["cpim"] = parse_cpim(msg["body"])
         except ValueError as e:                             # UnicodeDecodeError is a ValueError
             self._violation("%s: %s body: %s" % (what, base, e))
-        s.messages.append(msg)
-        self._on_message_complete(s, msg, out)
+        out.append(lambda: self._publish(s, msg))           # after our 200 (appended above) is on the wire
         if p["sr"] and s.auto_report:                       # one success report for the whole message (§7.1.3)
             out.append(lambda: s.send_report(mid, len(msg["body"])))
+
+    def _publish(self, s: Session, msg: dict):
+        """Make a received message visible to the test only once its 200 has gone out: a test that acts on it at
+        once (closes the connection, stops the UA) must not take that 200 with it, or the sender rightly offers
+        the message again in a new session (at-least-once, RFC 4975 §7.1.2) and the next test receives it."""
+        more: list = []
+        with self.lock:
+            s.messages.append(msg)
+            self._on_message_complete(s, msg, more)
+            self.cond.notify_all()
+        for action in more:
+            action()
 
     def _on_report(self, s: Session, f: Frame, what: str):
         h = f.headers
