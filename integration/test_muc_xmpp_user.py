@@ -154,6 +154,29 @@ def test_muc_kick_from_the_sip_room_is_status_307(alice, focus, romeo, run_id):
     assert {"110", "307"} <= statuses(out.raw), out.raw
 
 
+def test_muc_14_last_room_message_before_the_switch_drops_the_connection(alice, focus, romeo, run_id):
+    """The room's switch delivers a message and drops the MSRP connection at once: alice still gets the message,
+    then she is out of the room. stox sees the SEND and the connection's end together."""
+    from msrp_room import build_cpim
+    room = room_jid("capulet")
+    mark = join(alice, room, "alice")
+    alice.wait_presence(lambda p: p.frm == room + "/alice" and p.type is None, since=mark, what="alice in")
+    focus.wait_participants(lambda ps: "alice" in [p["nick"] for p in ps], room="capulet")
+    with focus.lock:
+        her = next(p for p in focus._all() if p.nick == "alice")
+        him = next(p for p in focus._all() if p.nick == "Romeo")
+    her.session.wait_connected(5)
+    mark = alice.presence_mark()
+    last = "Last call " + run_id
+    her.session.send(build_cpim("Romeo <%s>" % him.entity, "<%s>" % focus.room_uri("capulet"), last),
+                     "message/cpim")
+    her.session.conn.close()
+    got = alice.wait_message(lambda m: m.body == last, what="the room's last message")
+    assert got.frm == room + "/Romeo" and got.type == "groupchat", got.raw
+    alice.wait_presence(lambda p: p.frm == room + "/alice" and p.type == "unavailable", since=mark,
+                        what="alice out of the room after the connection dropped")
+
+
 def test_muc_13_private_messages_refused_by_the_room(alice, focus, run_id):
     from msrp_room import RoomUa
     ua = RoomUa(user="benvolio").start()
