@@ -575,9 +575,27 @@ MODULE_ORDER = ["test_component", "test_sip_basics", "test_im_xmpp_to_sip", "tes
                 "test_robustness", "test_restart"]
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "one_server(name): run against this XMPP server only (the other's run is deselected, not "
+        "skipped): for the minute-long soak tests, whose measure (stox's memory and answers under SIP load) does "
+        "not depend on the XMPP server; a second run would add a minute to CI")
+
+
 def pytest_collection_modifyitems(session, config, items):
     """All Prosody tests first, then all ejabberd tests (each server is started once); within a server,
-    the disruptive modules (fuzzing, server restart) come last."""
+    the disruptive modules (fuzzing, server restart) come last. A test marked one_server runs once."""
+    other = []
+    for item in items:
+        m = item.get_closest_marker("one_server")
+        cs = getattr(item, "callspec", None)
+        server = cs.params.get("xmpp_server") if cs else None
+        if m is not None and server is not None and server != m.args[0]:
+            other.append(item)
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = [i for i in items if i not in other]
+
     def key(item):
         cs = getattr(item, "callspec", None)
         p = cs.params.get("xmpp_server") if cs else None

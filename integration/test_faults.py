@@ -15,6 +15,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from sip_helper import SIPP_DIR, fuzz, run_uac, sip_transaction, sipsak_ok
 from topology import C2S_PORT, COMPONENT_PORT, GW_PORT, MAX_HELD_BYTES, UAS_OK_DOMAIN, XMPP_DOMAIN, sip_jid
 from xmpp_helper import XmppClient
@@ -128,6 +130,7 @@ def sipp_flood(run_dir: Path, scenario: str, seconds: int, rate: int, port: int,
     return p.returncode, counts, out
 
 
+@pytest.mark.one_server("ejabberd")
 def test_hardening_flood_of_bad_and_valid_requests_for_a_minute(alice, stox, kit, run_id):
     """A minute of SIPp at 1500 requests/s (1200/s refused MESSAGEs: sips:, Max-Forwards 0, an
     unknown content type; 300/s valid OPTIONS) plus raw garbage over UDP and TCP. Every answer is

@@ -2,6 +2,8 @@
 errors, never crashes, and still works afterwards."""
 import time
 
+import pytest
+
 from sip_helper import fuzz, run_uac, sip_transaction, sipsak_ok
 from topology import COMPONENT, GW_PORT, UAC_PORT, UAS_OK_DOMAIN, XMPP_DOMAIN, sip_jid
 
@@ -123,6 +125,7 @@ TRANSACTION_STATE_SECS = 34
 LEAK_BUDGET_KIB = 2 * 1024  # ~1 KiB per request of the round; observed drift: < 100 KiB
 
 
+@pytest.mark.one_server("prosody")
 def test_im_12_malformed_input_does_not_leak(stox, run_id):
     """The same round of malformed SIP, sent twice: once the transaction state of a round has
     expired, the second round must not leave the process larger than the first did (a leak
