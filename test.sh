@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # THE test command of stox: unit/integration tests of the crate (cargo test --all-targets), then the
-# real-peer integration suite (integration/run.sh: Prosody, ejabberd, Kamailio, baresip, SIPp).
+# real-peer integration suite (integration/run.sh: Prosody, ejabberd, Kamailio, baresip, SIPp), then
+# the cargo tests that drive SIPp themselves (#[ignore]d in a plain cargo test).
 # Extra arguments go to pytest, e.g.  ./test.sh -k prosody
 # Exit status: non-zero if anything failed.  The last line is the total: "total: N passed, M failed".
 set -uo pipefail
@@ -24,10 +25,17 @@ echo "==> integration/run.sh"
 bash "$ROOT/integration/run.sh" "$@" 2>&1 | tee "$LOGS/integration.log"
 it_rc=${PIPESTATUS[0]}
 
+# The cargo tests that drive a real SIPp are #[ignore]d so a plain `cargo test` needs no peer;
+# integration/run.sh has installed SIPp by now, so they run here and count like the others.
+echo "==> cargo test --test scenario_sip_call -- --ignored (SIPp)"
+cargo test --test scenario_sip_call -- --ignored 2>&1 | tee "$LOGS/cargo-peers.log"
+peers_rc=${PIPESTATUS[0]}
+[ "$cargo_rc" -eq 0 ] && cargo_rc=$peers_rc
+
 # counts: cargo prints "test result: ok. N passed; M failed; ..." per test binary,
 # pytest ends with "== N passed, M failed, K errors in Xs =="
 read -r c_pass c_fail < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
-                               END { print p + 0, f + 0 }' "$LOGS/cargo.log")
+                               END { print p + 0, f + 0 }' "$LOGS/cargo.log" "$LOGS/cargo-peers.log")
 pytest_line=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* in [0-9.]+s' "$LOGS/integration.log" | tail -1)
 i_pass=$(echo "$pytest_line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || true)
 i_fail=$(echo "$pytest_line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || true)

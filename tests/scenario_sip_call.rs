@@ -397,7 +397,7 @@ async fn sipp_uas_answers_our_call() {
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .expect("sipp on PATH");
+        .expect("sipp not found on PATH: install it with ../shared/peers/install.sh sipp");
     let gw = gateway(format!("127.0.0.1:{port}").parse().unwrap()).await;
     // SIPp needs a moment to bind; the INVITE is retransmitted meanwhile (Timer A).
     let mut call = gw.client.start_call(&invite_out(&gw)).await.unwrap();
@@ -524,7 +524,7 @@ async fn sipp_uac_call_is_answered() {
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .expect("sipp on PATH");
+        .expect("sipp not found on PATH: install it with ../shared/peers/install.sh sipp");
     let ev = tokio::time::timeout(SOON, gw.invites.recv()).await.unwrap();
     let Some(stox::sip::SipEvent::Invite { pending, .. }) = ev else {
         panic!("expected an INVITE");
